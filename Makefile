@@ -1,0 +1,51 @@
+# Civicore: `make demo` sets up and runs everything with demo data; `make test` runs the tests.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+PORT ?= 8000
+CIVICORE_VAR_DIR ?= $(CURDIR)/var
+export CIVICORE_VAR_DIR
+BIN := $(VENV)/bin
+ENVFILE := $(CIVICORE_VAR_DIR)/secrets.env
+WITH_ENV := set -a && source $(ENVFILE) && set +a &&
+
+.PHONY: demo install install-dev test lint bench chromium clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+
+install-dev: $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+
+$(ENVFILE): | $(BIN)/python
+	$(BIN)/python -m civicore.core.envfile $(ENVFILE)
+
+demo: install $(ENVFILE)
+	$(WITH_ENV) $(BIN)/civicore migrate --no-input
+	$(WITH_ENV) $(BIN)/civicore collectstatic --no-input --verbosity 0
+	$(WITH_ENV) $(BIN)/civicore setup signing
+	$(WITH_ENV) $(BIN)/civicore demo load
+	$(WITH_ENV) SITE_URL=http://127.0.0.1:$(PORT) $(BIN)/civicore demo serve --port $(PORT)
+
+# Debian's Chromium drives the browser tests; installed once if missing.
+chromium:
+	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
+test: install-dev chromium
+	$(BIN)/pytest
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy civicore config
+	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/civicore makemigrations --check --dry-run
+
+bench: install-dev
+	$(BIN)/python bench/submission.py
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,1 @@
+"""Civicore: public e-services, back office, signed results and audit on one platform."""

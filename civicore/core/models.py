@@ -1,0 +1,82 @@
+"""Shared model bases and the durable job queue."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+
+class TimeStampedModel(models.Model):
+    created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class Job(models.Model):
+    """A unit of background work, written in the same transaction as the change that caused it.
+
+    Workers lease a row (locked_until) before running it, so a worker killed mid-job leaves a
+    lease that expires and the job runs again: delivery is at least once.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        DONE = "done"
+        DEAD = "dead"
+
+    name = models.CharField(max_length=100)
+    payload = models.JSONField(default=dict)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=8)
+    run_after = models.DateTimeField(default=timezone.now)
+    locked_until = models.DateTimeField(null=True, blank=True)
+    locked_by = models.CharField(max_length=100, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "run_after"], name="core_job_ready")]
+
+    def __str__(self) -> str:
+        return f"{self.name}#{self.pk} ({self.status})"
+
+
+class IdempotencyRecord(models.Model):
+    """Remembers the result of a request sent with an Idempotency-Key so a retry gets the same
+    answer instead of filing twice."""
+
+    key = models.CharField(max_length=200)
+    owner_id = models.BigIntegerField()
+    scope = models.CharField(max_length=100)
+    result_id = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["owner_id", "scope", "key"], name="core_idempotency_unique")
+        ]
+
+
+class BilingualNameMixin(models.Model):
+    """Vietnamese and English names; `name` answers in the active language."""
+
+    name_vi = models.CharField(max_length=300)
+    name_en = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def name(self) -> str:
+        from django.utils.translation import get_language
+
+        if (get_language() or "vi").startswith("en") and self.name_en:
+            return self.name_en
+        return self.name_vi
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,0 +1,8 @@
+from django.urls import path
+
+from civicore.core.placeholder import not_yet
+
+app_name = "notify"
+urlpatterns = [
+    path("", not_yet, name="inbox"),
+]

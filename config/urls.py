@@ -1,0 +1,21 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from config.api import api
+from civicore.core.views import healthz
+
+urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path("api/v1/", api.urls),
+    path("admin/", admin.site.urls),
+    path("accounts/", include("allauth.urls")),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("services/", include("civicore.catalogue.urls")),
+    path("applications/", include("civicore.applications.urls")),
+    path("office/", include("civicore.cases.urls")),
+    path("verify/", include("civicore.credentials.urls")),
+    path("inbox/", include("civicore.notify.urls")),
+    path("my-data/", include("civicore.audit.urls")),
+    path("", include("civicore.portal.urls")),
+]
+
