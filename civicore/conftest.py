@@ -1,0 +1,16 @@
+"""Fixtures every app's tests share."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _private_storage(tmp_path: Path, settings: Any) -> Path:
+    """Each test writes uploads and results into its own directory."""
+    settings.MEDIA_ROOT = tmp_path / "private"
+    settings.PRIVATE_STORAGE_DIR = settings.MEDIA_ROOT
+    return settings.MEDIA_ROOT

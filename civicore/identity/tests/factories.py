@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import factory
+from allauth.account.models import EmailAddress
+
+from civicore.identity.models import Person, User
+from civicore.identity.services import person_register
+
+PASSWORD = "correct horse battery staple 42"
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = User
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.Sequence(lambda n: f"user{n}@example.test")
+    full_name = factory.Sequence(lambda n: f"Nguyễn Văn {n}")
+
+    @factory.post_generation
+    def password(self, create: bool, extracted: Any, **kwargs: Any) -> None:
+        self.set_password(extracted or PASSWORD)
+        if create:
+            self.save(update_fields=["password"])
+            EmailAddress.objects.create(user=self, email=self.email, verified=True, primary=True)
+
+
+_national_ids = iter(range(1, 10**9))
+
+
+def make_citizen(**user_kwargs: Any) -> Person:
+    """A citizen with a verified profile from the national population database."""
+    user = UserFactory(**user_kwargs)
+    return person_register(
+        user=user,
+        national_id=f"0790{next(_national_ids):08d}",
+        full_name=user.full_name or "Nguyễn Văn An",
+        date_of_birth=dt.date(1990, 5, 17),
+        address="12 Đường Lê Lợi, xã An Bình",
+        source="National Population Database",
+    )
