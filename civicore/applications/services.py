@@ -1,0 +1,315 @@
+"""Writes for applications: start (with pre-fill), save a draft, attach documents, submit.
+
+Submitting is the one step that makes an application official: in one transaction it checks
+the answers and documents, takes a reference number, opens the case, tells the citizen and
+records the audit entry. Submitting twice files once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import filetype
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.uploadedfile import UploadedFile
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from civicore.applications.answers import clean_answers, validate_answers
+from civicore.applications.models import Application, ApplicationDocument, ReferenceCounter
+from civicore.audit import services as audit
+from civicore.catalogue.models import Service
+from civicore.core.errors import ApplicationError, Conflict, NotFound, ValidationFailed
+from civicore.core.gateways import malware_scanner
+from civicore.core.models import IdempotencyRecord
+from civicore.identity.models import Person
+
+
+class InvalidAnswers(ValidationFailed):
+    """Some answers are not valid."""
+
+    code = "invalid_answers"
+
+
+class MissingDocuments(ValidationFailed):
+    """Required documents are missing."""
+
+    code = "missing_documents"
+
+
+class DocumentRejected(ValidationFailed):
+    """The document was not accepted."""
+
+    code = "document_rejected"
+
+
+class NotEditable(Conflict):
+    """The application has been submitted and can no longer be changed."""
+
+    code = "not_editable"
+
+
+def _prefill(person: Person, definition: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    items = {item.key: item for item in person.items.all()}
+    answers: dict[str, Any] = {}
+    provenance: dict[str, Any] = {}
+    for field, key in (definition.get("prefill") or {}).items():
+        item = items.get(key)
+        if item is None:
+            continue
+        answers[field] = item.value
+        provenance[field] = {
+            "item": key,
+            "source": item.source,
+            "verified_at": item.verified_at.isoformat() if item.verified_at else None,
+        }
+    return answers, provenance
+
+
+def service_for_application(code: str) -> Service:
+    service = Service.objects.select_related("current_version", "agency").filter(code=code).first()
+    if service is None or service.current_version is None or not service.online:
+        raise NotFound(_("There is no online service with this code."), code="service_not_found")
+    return service
+
+
+@transaction.atomic
+def application_start(*, person: Person, service: Service) -> Application:
+    """Open a draft pre-filled from the citizen's verified profile; reuse an open draft."""
+    version = service.current_version
+    if version is None:
+        raise NotFound(_("There is no online service with this code."), code="service_not_found")
+    existing = (
+        Application.objects.filter(
+            applicant=person, service=service, service_version=version, status=Application.Status.DRAFT
+        )
+        .order_by("-created_at")
+        .first()
+    )
+    if existing is not None:
+        return existing
+    answers, provenance = _prefill(person, version.definition)
+    application = Application.objects.create(
+        applicant=person, service=service, service_version=version, answers=answers, prefill=provenance
+    )
+    audit.record(actor=person.user, action="application.start", subject=application, person=person)
+    return application
+
+
+def _editable(application: Application) -> None:
+    if application.status != Application.Status.DRAFT:
+        raise NotEditable(_("This application has been submitted and can no longer be changed."))
+
+
+def _merge(application: Application, raw: dict[str, Any]) -> dict[str, Any]:
+    """New answers over the old ones; pre-filled verified values always win."""
+    definition = application.service_version.definition
+    cleaned = clean_answers(definition["form"]["schema"], raw)
+    merged = {**application.answers, **cleaned}
+    for name in raw:
+        if name not in cleaned and name in merged and name not in application.prefill:
+            merged.pop(name)  # the citizen cleared the field
+    for field in application.prefill:
+        if field in application.answers:
+            merged[field] = application.answers[field]
+    return merged
+
+
+@transaction.atomic
+def application_save_draft(*, application: Application, answers: dict[str, Any]) -> Application:
+    application = Application.objects.select_for_update().get(pk=application.pk)
+    _editable(application)
+    application.answers = _merge(application, answers)
+    application.save(update_fields=["answers", "updated_at"])
+    return application
+
+
+def _check_upload(requirement: dict[str, Any], upload: UploadedFile) -> tuple[bytes, str]:
+    limit = min(int(requirement.get("max_bytes") or settings.UPLOAD_MAX_BYTES), settings.UPLOAD_MAX_BYTES)
+    if upload.size is None or upload.size > limit:
+        raise DocumentRejected(
+            _("The file is larger than %(mb)s MB.") % {"mb": round(limit / 1024 / 1024, 1)}, code="file_too_large"
+        )
+    data = upload.read(limit + 1)
+    if len(data) > limit:
+        raise DocumentRejected(_("The file is too large."), code="file_too_large")
+    if not data:
+        raise DocumentRejected(_("The file is empty."), code="file_empty")
+    found = malware_scanner().scan(data)
+    if found:
+        raise DocumentRejected(_("The file was refused because it looks harmful."), code="file_harmful")
+    kind = filetype.guess(data)
+    allowed = requirement.get("types") or ["application/pdf", "image/jpeg", "image/png"]
+    if kind is None or kind.mime not in allowed:
+        raise DocumentRejected(
+            _("This type of file is not accepted. Upload a PDF, JPEG or PNG file."), code="file_type_not_allowed"
+        )
+    return data, kind.mime
+
+
+def _requirement(application: Application, code: str) -> dict[str, Any]:
+    for requirement in application.service_version.definition.get("documents", []):
+        if requirement["code"] == code:
+            return dict(requirement)
+    raise DocumentRejected(_("This service does not ask for that document."), code="unknown_requirement")
+
+
+@transaction.atomic
+def document_attach(
+    *, application: Application, requirement: str, upload: UploadedFile, during: str = "application"
+) -> ApplicationDocument:
+    """Check a supporting document by its content and store it privately.
+
+    While a draft, a new upload replaces the previous one for the same requirement; during an
+    information request it is added beside what was filed.
+    """
+    application = Application.objects.select_for_update().get(pk=application.pk)
+    if during == "application":
+        _editable(application)
+    spec = _requirement(application, requirement)
+    data, mime = _check_upload(spec, upload)
+    if during == "application":
+        application.documents.filter(requirement=requirement).delete()
+    name = (upload.name or "document").replace("/", "_").replace("\\", "_")[-200:]
+    document = ApplicationDocument(
+        application=application,
+        requirement=requirement,
+        original_name=name,
+        content_type=mime,
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        uploaded_during=during,
+    )
+    document.file.save(name, ContentFile(data), save=False)
+    document.save()
+    return document
+
+
+@transaction.atomic
+def document_remove(*, application: Application, document_id: str) -> None:
+    application = Application.objects.select_for_update().get(pk=application.pk)
+    _editable(application)
+    deleted, _count = application.documents.filter(public_id=document_id).delete()
+    if not deleted:
+        raise NotFound(_("Document not found."))
+
+
+def _next_reference(service: Service) -> str:
+    year = timezone.localtime().year
+    prefix = f"{service.code[:12].upper()}-{year}"
+    counter, _created = ReferenceCounter.objects.get_or_create(prefix=prefix)
+    ReferenceCounter.objects.filter(pk=counter.pk).update(last=F("last") + 1)
+    counter.refresh_from_db(fields=["last"])
+    return f"{prefix}-{counter.last:06d}"
+
+
+@transaction.atomic
+def application_submit(*, application: Application, answers: dict[str, Any] | None = None) -> Application:
+    """File the application: validate, number it, open its case. Idempotent."""
+    from civicore.cases.services import case_open
+    from civicore.notify.services import notification_send
+
+    application = Application.objects.select_for_update().select_related("service_version", "service").get(
+        pk=application.pk
+    )
+    if application.status == Application.Status.SUBMITTED:
+        return application
+    if answers is not None:
+        application.answers = _merge(application, answers)
+    definition = application.service_version.definition
+    errors = validate_answers(definition["form"]["schema"], application.answers)
+    if errors:
+        raise InvalidAnswers(_("Some answers need correcting."), details=errors)
+    present = set(application.documents.values_list("requirement", flat=True))
+    missing = [d["code"] for d in definition.get("documents", []) if d.get("required") and d["code"] not in present]
+    if missing:
+        raise MissingDocuments(
+            _("Upload the required documents before submitting."), details={code: _("Required.") for code in missing}
+        )
+    application.reference = _next_reference(application.service)
+    application.status = Application.Status.SUBMITTED
+    application.submitted_at = timezone.now()
+    application.save()
+    case = case_open(application=application)
+    notification_send(
+        user=application.applicant.user,
+        subject=_("Application %(ref)s received") % {"ref": application.reference},
+        body=_("We received your application for %(service)s on %(date)s. The agency will decide by %(due)s.")
+        % {
+            "service": application.service.name,
+            "date": timezone.localtime(application.submitted_at).strftime("%d/%m/%Y %H:%M"),
+            "due": timezone.localtime(case.due_at).strftime("%d/%m/%Y"),
+        },
+        link=f"/applications/{application.public_id}/",
+    )
+    audit.record(
+        actor=application.applicant.user,
+        action="application.submit",
+        subject=application,
+        person=application.applicant,
+        agency=case.agency,
+        details={"reference": application.reference, "version": application.service_version.number},
+    )
+    return application
+
+
+def application_file(
+    *, person: Person, service: Service, answers: dict[str, Any], submit: bool, idempotency_key: str | None
+) -> Application:
+    """API: start (or reuse, for the same Idempotency-Key) an application, save answers and
+    optionally submit it, in one call."""
+    if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
+        raise ValidationFailed(_("The Idempotency-Key header must be 1 to 200 characters."), code="invalid_idempotency_key")
+    try:
+        with transaction.atomic():
+            if idempotency_key:
+                record = IdempotencyRecord.objects.filter(
+                    owner_id=person.pk, scope="application.file", key=idempotency_key
+                ).first()
+                if record is not None:
+                    application = Application.objects.get(public_id=record.result_id)
+                    if application.service_id != service.pk:
+                        raise Conflict(
+                            _("This Idempotency-Key was used for another request."), code="idempotency_key_reused"
+                        )
+                    return application
+            version = service.current_version
+            assert version is not None  # noqa: S101 - service_for_application guarantees it
+            prefilled, provenance = _prefill(person, version.definition)
+            application = Application.objects.create(
+                applicant=person, service=service, service_version=version, answers=prefilled, prefill=provenance
+            )
+            application.answers = _merge(application, answers)
+            application.save(update_fields=["answers"])
+            if idempotency_key:
+                IdempotencyRecord.objects.create(
+                    owner_id=person.pk, scope="application.file", key=idempotency_key, result_id=str(application.public_id)
+                )
+            if submit:
+                application = application_submit(application=application)
+            return application
+    except IntegrityError:
+        # Two requests with the same key raced; the winner's application is the answer.
+        if not idempotency_key:
+            raise
+        record = IdempotencyRecord.objects.get(owner_id=person.pk, scope="application.file", key=idempotency_key)
+        return Application.objects.get(public_id=record.result_id)
+
+
+__all__ = [
+    "ApplicationError",
+    "DocumentRejected",
+    "InvalidAnswers",
+    "MissingDocuments",
+    "NotEditable",
+    "application_file",
+    "application_save_draft",
+    "application_start",
+    "application_submit",
+    "document_attach",
+    "document_remove",
+]

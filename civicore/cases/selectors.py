@@ -1,0 +1,73 @@
+"""Reads of cases for officers. An officer sees their own agency's cases; reading one that
+holds personal data writes an audit entry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from civicore.agencies.models import Officer
+from civicore.audit import services as audit
+from civicore.cases.models import Case
+from civicore.core.errors import NotFound, PermissionDenied
+
+SORTS = {
+    "due": ("due_at", "id"),
+    "-due": ("-due_at", "-id"),
+    "opened": ("opened_at", "id"),
+    "-opened": ("-opened_at", "-id"),
+}
+
+
+def inbox(
+    *, officer: Officer, state: str = "", assigned: str = "", overdue: bool = False, q: str = ""
+) -> QuerySet[Case]:
+    qs = Case.objects.filter(agency_id=officer.agency_id).select_related(
+        "application", "application__service", "assignee__user"
+    )
+    if state == "open":
+        qs = qs.exclude(state__in=Case.CLOSED_STATES)
+    elif state in Case.State.values:
+        qs = qs.filter(state=state)
+    if assigned == "me":
+        qs = qs.filter(assignee=officer)
+    elif assigned == "none":
+        qs = qs.filter(assignee__isnull=True)
+    if overdue:
+        qs = qs.filter(due_at__lt=timezone.now()).exclude(state__in=Case.CLOSED_STATES)
+    q = q.strip()[:100]
+    if q:
+        qs = qs.filter(Q(application__reference__icontains=q) | Q(application__service__name_vi__icontains=q))
+    return qs
+
+
+def case_for_officer(*, officer: Officer, case_id: int, audit_read: bool = True) -> Case:
+    """The case, if the officer's agency handles it. Another agency's case is 403, a case that
+    does not exist 404. Reading it is audited as an access to the applicant's data."""
+    case = (
+        Case.objects.select_related(
+            "application__applicant__user", "application__service", "application__service_version", "agency"
+        )
+        .filter(pk=case_id)
+        .first()
+    )
+    if case is None:
+        raise NotFound(_("Case not found."))
+    if case.agency_id != officer.agency_id:
+        raise PermissionDenied(_("This case belongs to another agency."))
+    if audit_read:
+        audit.record(
+            actor=officer.user,
+            action="case.view",
+            subject=case,
+            person=case.application.applicant,
+            agency=officer.agency,
+        )
+    return case
+
+
+def events(case: Case) -> Any:
+    return case.events.select_related("actor").all()

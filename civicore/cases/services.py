@@ -1,0 +1,199 @@
+"""Writes for cases: open on submission, then move through the service's workflow.
+
+Each move checks three things: the workflow allows it from the current state, the actor has
+the role the transition names, and an officer belongs to the case's agency. The SLA clock
+stops while the citizen is asked for more information.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from civicore.agencies.models import Officer
+from civicore.applications.models import Application
+from civicore.audit import services as audit
+from civicore.cases.models import Case, CaseEvent
+from civicore.core import jobs
+from civicore.core.errors import Conflict, PermissionDenied, ValidationFailed
+from civicore.core.workdays import add_working_days, working_days_between
+
+MAX_MESSAGE = 4000
+
+
+class TransitionNotAllowed(Conflict):
+    """This action is not possible in the case's current state."""
+
+    code = "transition_not_allowed"
+
+
+def case_open(*, application: Application) -> Case:
+    version = application.service_version
+    opened = application.submitted_at or timezone.now()
+    case = Case.objects.create(
+        application=application,
+        agency=application.service.agency,
+        opened_at=opened,
+        due_at=add_working_days(opened, version.sla_working_days),
+    )
+    CaseEvent.objects.create(case=case, kind=CaseEvent.Kind.OPENED, actor=application.applicant.user)
+    return case
+
+
+def _transition(case: Case, name: str) -> dict[str, Any]:
+    workflow = case.application.service_version.definition["workflow"]
+    for transition in workflow["transitions"]:
+        if transition["name"] == name:
+            return dict(transition)
+    raise TransitionNotAllowed(_("This service's workflow has no such step."))
+
+
+def _check(case: Case, name: str, *, officer: Officer | None) -> dict[str, Any]:
+    transition = _transition(case, name)
+    if officer is not None:
+        if officer.agency_id != case.agency_id:
+            raise PermissionDenied(_("This case belongs to another agency."))
+        allowed_roles = {"caseworker", "supervisor"} if transition["role"] == "caseworker" else {transition["role"]}
+        if officer.role not in allowed_roles:
+            raise PermissionDenied(_("Your role may not take this step."), code="role_not_allowed")
+    elif transition["role"] != "applicant":
+        raise PermissionDenied(_("Only an officer may take this step."))
+    if case.state not in transition["from"]:
+        raise TransitionNotAllowed(
+            _("This action is not possible while the case is '%(state)s'.") % {"state": case.get_state_display()}
+        )
+    return transition
+
+
+def _locked(case: Case) -> Case:
+    return Case.objects.select_for_update().select_related("application__service_version", "agency").get(pk=case.pk)
+
+
+def _message(text: str, *, required: bool) -> str:
+    text = (text or "").strip()
+    if required and not text:
+        raise ValidationFailed(_("Write a message."), code="message_required", details={"message": _("Required.")})
+    if len(text) > MAX_MESSAGE:
+        raise ValidationFailed(
+            _("The message is too long."), code="message_too_long", details={"message": _("Too long.")}
+        )
+    return text
+
+
+def _notify_applicant(case: Case, subject: str, body: str) -> None:
+    from civicore.notify.services import notification_send
+
+    application = case.application
+    notification_send(
+        user=application.applicant.user, subject=subject, body=body, link=f"/applications/{application.public_id}/"
+    )
+
+
+def _move(case: Case, transition: dict[str, Any], *, actor: Any, kind: str, message: str = "") -> None:
+    case.state = transition["to"]
+    CaseEvent.objects.create(case=case, kind=kind, actor=actor, message=message)
+    audit.record(
+        actor=actor,
+        action=f"case.{transition['name']}",
+        subject=case,
+        person=case.application.applicant,
+        agency=case.agency,
+        details={"state": case.state},
+    )
+
+
+@transaction.atomic
+def case_claim(*, case: Case, officer: Officer) -> Case:
+    case = _locked(case)
+    transition = _check(case, "claim", officer=officer)
+    case.assignee = officer
+    _move(case, transition, actor=officer.user, kind=CaseEvent.Kind.CLAIMED)
+    case.save(update_fields=["state", "assignee"])
+    return case
+
+
+@transaction.atomic
+def case_request_info(*, case: Case, officer: Officer, message: str) -> Case:
+    case = _locked(case)
+    transition = _check(case, "request_info", officer=officer)
+    message = _message(message, required=True)
+    case.paused_at = timezone.now()
+    _move(case, transition, actor=officer.user, kind=CaseEvent.Kind.INFO_REQUESTED, message=message)
+    case.save(update_fields=["state", "paused_at"])
+    reference = case.application.reference
+    _notify_applicant(
+        case,
+        _("More information needed for %(ref)s") % {"ref": reference},
+        _("The agency asks: %(message)s") % {"message": message},
+    )
+    return case
+
+
+@transaction.atomic
+def case_provide_info(
+    *, case: Case, applicant_user: Any, message: str, uploads: list[tuple[str, UploadedFile]] | None = None
+) -> Case:
+    """The citizen answers an information request; the case resumes and its due date moves
+    by the working days it waited."""
+    from civicore.applications.services import document_attach
+
+    case = _locked(case)
+    if case.application.applicant.user_id != applicant_user.pk:
+        raise PermissionDenied(_("Only the applicant may answer."))
+    transition = _check(case, "provide_info", officer=None)
+    message = _message(message, required=not uploads)
+    for requirement, upload in uploads or []:
+        document_attach(application=case.application, requirement=requirement, upload=upload, during="info_request")
+    if case.paused_at is not None:
+        waited = working_days_between(case.paused_at, timezone.now())
+        if waited > 0:
+            case.due_at = add_working_days(case.due_at, waited)
+        case.paused_at = None
+    _move(case, transition, actor=applicant_user, kind=CaseEvent.Kind.INFO_PROVIDED, message=message)
+    case.save(update_fields=["state", "paused_at", "due_at"])
+    return case
+
+
+@transaction.atomic
+def case_approve(*, case: Case, officer: Officer, reason: str = "") -> Case:
+    case = _locked(case)
+    transition = _check(case, "approve", officer=officer)
+    case.decision_reason = _message(reason, required=False)
+    case.closed_at = timezone.now()
+    _move(case, transition, actor=officer.user, kind=CaseEvent.Kind.APPROVED, message=case.decision_reason)
+    case.save(update_fields=["state", "decision_reason", "closed_at"])
+    jobs.enqueue("credentials.issue", application_id=case.application_id)
+    _notify_applicant(
+        case,
+        _("Application %(ref)s approved") % {"ref": case.application.reference},
+        _("Your application was approved. Your signed document will be ready to download shortly."),
+    )
+    return case
+
+
+@transaction.atomic
+def case_reject(*, case: Case, officer: Officer, reason: str) -> Case:
+    case = _locked(case)
+    transition = _check(case, "reject", officer=officer)
+    case.decision_reason = _message(reason, required=True)
+    case.closed_at = timezone.now()
+    _move(case, transition, actor=officer.user, kind=CaseEvent.Kind.REJECTED, message=case.decision_reason)
+    case.save(update_fields=["state", "decision_reason", "closed_at"])
+    _notify_applicant(
+        case,
+        _("Application %(ref)s rejected") % {"ref": case.application.reference},
+        _("Your application was rejected. Reason: %(reason)s") % {"reason": case.decision_reason},
+    )
+    return case
+
+
+OFFICER_ACTIONS = {
+    "claim": lambda case, officer, message: case_claim(case=case, officer=officer),
+    "request_info": lambda case, officer, message: case_request_info(case=case, officer=officer, message=message),
+    "approve": lambda case, officer, message: case_approve(case=case, officer=officer, reason=message),
+    "reject": lambda case, officer, message: case_reject(case=case, officer=officer, reason=message),
+}
