@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import File, Form, Router, Schema
+from ninja import File, Form, Router, Schema, Status
 from ninja.files import UploadedFile
 
 from civicore.applications import selectors, services
@@ -124,7 +124,7 @@ def _out(application: Application, documents: list[Any] | None = None) -> dict[s
 
 
 @router.post("", response={201: ApplicationOut}, summary="Start, fill and optionally submit an application")
-def file_application(request: HttpRequest, payload: ApplicationIn) -> tuple[int, dict[str, Any]]:
+def file_application(request: HttpRequest, payload: ApplicationIn) -> Status[dict[str, Any]]:
     """Send `Idempotency-Key` to make retries safe: the same key returns the same application."""
     person = _person(request)
     service = services.service_for_application(payload.service)
@@ -135,7 +135,7 @@ def file_application(request: HttpRequest, payload: ApplicationIn) -> tuple[int,
         submit=payload.submit,
         idempotency_key=request.headers.get("Idempotency-Key"),
     )
-    return 201, _out(application, documents=[] if payload.submit is False else None)
+    return Status(201, _out(application, documents=[] if payload.submit is False else None))
 
 
 @router.get("", response=ApplicationPage, summary="The caller's applications, newest first")
@@ -174,18 +174,18 @@ def save_draft(request: HttpRequest, application_id: uuid.UUID, payload: Answers
 @router.post("/{application_id}/documents", response={201: DocumentOut})
 def upload_document(
     request: HttpRequest, application_id: uuid.UUID, requirement: Form[str], file: File[UploadedFile]
-) -> tuple[int, dict[str, Any]]:
+) -> Status[dict[str, Any]]:
     application = selectors.application_of(person=_person(request), public_id=application_id)
     during = "info_request" if application.status == Application.Status.SUBMITTED else "application"
     document = services.document_attach(application=application, requirement=requirement, upload=file, during=during)
-    return 201, {
+    return Status(201, {
         "id": document.public_id,
         "requirement": document.requirement,
         "name": document.original_name,
         "content_type": document.content_type,
         "size": document.size,
         "sha256": document.sha256,
-    }
+    })
 
 
 @router.post("/{application_id}/submit", response=ApplicationOut)

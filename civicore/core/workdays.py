@@ -48,8 +48,10 @@ def add_working_days(start: datetime, days: int, calendar: str | None = None) ->
     """
     local = timezone.localtime(start)
     day = local.date()
+    while not is_working_day(day, calendar):
+        day += timedelta(days=1)
     remaining = days
-    while remaining > 0 or not is_working_day(day, calendar):
+    while remaining > 0:
         day += timedelta(days=1)
         if is_working_day(day, calendar):
             remaining -= 1

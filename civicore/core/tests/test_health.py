@@ -1,0 +1,25 @@
+import pytest
+from django.test import Client
+
+
+@pytest.mark.django_db
+def test_healthz_answers_json():
+    response = Client().get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok"}
+
+
+@pytest.mark.django_db
+def test_openapi_is_valid_json_with_our_paths():
+    spec = Client().get("/api/v1/openapi.json").json()
+    assert spec["openapi"].startswith("3.")
+    assert "/api/v1/applications" in spec["paths"]
+    assert "/api/v1/cases" in spec["paths"]
+
+
+@pytest.mark.django_db
+def test_security_headers_are_set():
+    response = Client().get("/healthz")
+    assert "script-src 'self'" in response["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in response["Content-Security-Policy"]
+    assert response["X-Content-Type-Options"] == "nosniff"
