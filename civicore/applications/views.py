@@ -59,6 +59,7 @@ def _form_context(application: Application, errors: dict[str, str] | None = None
         "fields": selectors.form_fields(application, errors),
         "requirements": selectors.document_requirements(application),
         "errors": errors or {},
+        "form_error": (errors or {}).get("__all__", ""),
     }
 
 
