@@ -14,6 +14,7 @@ urlpatterns = [
     path("applications/", include("civicore.applications.urls")),
     path("office/", include("civicore.cases.urls")),
     path("verify/", include("civicore.credentials.urls")),
+    path("results/", include("civicore.credentials.urls_results")),
     path("inbox/", include("civicore.notify.urls")),
     path("my-data/", include("civicore.audit.urls")),
     path("", include("civicore.portal.urls")),

@@ -1,8 +1,9 @@
 from django.urls import path
 
-from civicore.core.placeholder import not_yet
+from civicore.credentials import views
 
 app_name = "credentials"
 urlpatterns = [
-    path("", not_yet, name="verify"),
+    path("", views.verify, name="verify"),
+    path("<uuid:serial>/", views.verify_serial, name="verify_serial"),
 ]

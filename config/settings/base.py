@@ -193,3 +193,14 @@ LOGGING = {
 # FileFields write under the private directory; nothing serves it directly.
 MEDIA_ROOT = PRIVATE_STORAGE_DIR
 MEDIA_URL = "/private/"
+
+# Shared cache for login rate limits and one-time-code replay protection. The file cache is
+# shared by all processes on one machine; several machines need REDIS_URL.
+REDIS_URL = env_str("REDIS_URL", "")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(VAR_DIR / "cache")}
+    )
+}
