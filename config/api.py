@@ -38,14 +38,18 @@ def validation_error(request: HttpRequest, exc: NinjaValidationError) -> HttpRes
 @api.exception_handler(AuthenticationError)
 def auth_error(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
     return api.create_response(
-        request, {"code": "unauthenticated", "message": "Authentication required.", "details": None}, status=401
+        request,
+        {"code": "unauthenticated", "message": "Authentication required.", "details": None},
+        status=401,
     )
 
 
 @api.exception_handler(HttpError)
 def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     return api.create_response(
-        request, {"code": f"http_{exc.status_code}", "message": str(exc), "details": None}, status=exc.status_code
+        request,
+        {"code": f"http_{exc.status_code}", "message": str(exc), "details": None},
+        status=exc.status_code,
     )
 
 

@@ -19,4 +19,3 @@ urlpatterns = [
     path("my-data/", include("civicore.audit.urls")),
     path("", include("civicore.portal.urls")),
 ]
-

@@ -12,9 +12,13 @@ from django.db import models
 class AuditEntry(models.Model):
     seq = models.PositiveBigIntegerField(unique=True)
     at = models.DateTimeField()
-    actor = models.ForeignKey("identity.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    actor = models.ForeignKey(
+        "identity.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     actor_label = models.CharField(max_length=200)
-    agency = models.ForeignKey("agencies.Agency", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    agency = models.ForeignKey(
+        "agencies.Agency", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     action = models.CharField(max_length=60)
     subject_type = models.CharField(max_length=60)
     subject_id = models.CharField(max_length=64)

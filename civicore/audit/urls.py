@@ -1,8 +1,9 @@
 from django.urls import path
 
-from civicore.core.placeholder import not_yet
+from civicore.audit import views
 
 app_name = "audit"
 urlpatterns = [
-    path("", not_yet, name="my_data"),
+    path("", views.my_data, name="my_data"),
+    path("export.csv", views.export_csv, name="export_csv"),
 ]

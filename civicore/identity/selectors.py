@@ -14,3 +14,7 @@ def person_for_user(user: User) -> Person | None:
 
 def profile_items(person: Person) -> dict[str, ProfileItem]:
     return {item.key: item for item in person.items.all()}
+
+
+def display_name(user: User) -> str:
+    return user.full_name or user.email

@@ -1,8 +1,9 @@
 from django.urls import path
 
-from civicore.core.placeholder import not_yet
+from civicore.notify import views
 
 app_name = "notify"
 urlpatterns = [
-    path("", not_yet, name="inbox"),
+    path("", views.inbox, name="inbox"),
+    path("<int:notification_id>/read", views.mark_read, name="read"),
 ]

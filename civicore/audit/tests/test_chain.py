@@ -13,7 +13,9 @@ pytestmark = pytest.mark.django_db
 def _entries(n=5):
     person = make_citizen()
     for i in range(n):
-        services.record(actor=person.user, action="case.view", subject=person, person=person, details={"i": i})
+        services.record(
+            actor=person.user, action="case.view", subject=person, person=person, details={"i": i}
+        )
     return person
 
 
