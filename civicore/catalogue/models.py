@@ -18,16 +18,19 @@ from civicore.core.models import BilingualNameMixin
 
 
 class Procedure(BilingualNameMixin):
+    # Official procedure titles run to 420 characters, longer than the mixin allows.
+    name_vi = models.CharField(max_length=600)
     code = models.CharField(max_length=30, unique=True)
     level = models.CharField(max_length=200, blank=True)
     field = models.CharField(max_length=300, blank=True)
     agency_name = models.CharField(max_length=500, blank=True)
     agency = models.ForeignKey("agencies.Agency", null=True, blank=True, on_delete=models.SET_NULL)
-    processing_time = models.CharField(max_length=300, blank=True)
-    fee_text = models.CharField(max_length=500, blank=True)
+    processing_time = models.TextField(blank=True)
+    fee_text = models.TextField(blank=True)
     documents = models.JSONField(default=list, blank=True)
     legal_basis = models.JSONField(default=list, blank=True)
     result = models.TextField(blank=True)
+    audience = models.TextField(blank=True)
     eligibility = models.TextField(blank=True)
     source = models.CharField(max_length=300, blank=True)
     search_text = models.TextField(blank=True, editable=False)

@@ -1,8 +1,11 @@
 from django.urls import path
 
-from civicore.core.placeholder import not_yet
+from civicore.catalogue import views
 
 app_name = "catalogue"
 urlpatterns = [
-    path("", not_yet, name="search"),
+    path("", views.search, name="search"),
+    # Before the service slug, so no e-service code can shadow the procedure pages.
+    path("procedures/<str:code>/", views.procedure_detail, name="procedure"),
+    path("<slug:code>/", views.service_detail, name="service"),
 ]
