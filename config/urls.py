@@ -1,8 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from config.api import api
 from civicore.core.views import healthz
+from config.api import api
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),

@@ -16,7 +16,9 @@ class Agency(BilingualNameMixin):
 
     code = models.SlugField(max_length=60, unique=True)
     level = models.CharField(max_length=20, choices=Level.choices, default=Level.PROVINCE)
-    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children"
+    )
     email = models.EmailField(blank=True)
     address = models.CharField(max_length=300, blank=True)
 

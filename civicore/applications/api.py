@@ -81,7 +81,9 @@ class RespondIn(Schema):
 def _person(request: HttpRequest) -> Person:
     person = person_for_user(request.user)  # type: ignore[arg-type]
     if person is None:
-        raise PermissionDenied("Only citizens with a verified identity can file applications.", code="not_a_citizen")
+        raise PermissionDenied(
+            "Only citizens with a verified identity can file applications.", code="not_a_citizen"
+        )
     return person
 
 
@@ -141,7 +143,10 @@ def file_application(request: HttpRequest, payload: ApplicationIn) -> Status[dic
 @router.get("", response=ApplicationPage, summary="The caller's applications, newest first")
 def list_applications(request: HttpRequest, cursor: str | None = None, limit: int = 20) -> dict[str, Any]:
     rows, next_cursor = paginate(
-        selectors.applications_of(person=_person(request)), cursor=cursor, limit=limit, order=("-created_at", "-id")
+        selectors.applications_of(person=_person(request)),
+        cursor=cursor,
+        limit=limit,
+        order=("-created_at", "-id"),
     )
     return {
         "items": [
@@ -177,19 +182,26 @@ def upload_document(
 ) -> Status[dict[str, Any]]:
     application = selectors.application_of(person=_person(request), public_id=application_id)
     during = "info_request" if application.status == Application.Status.SUBMITTED else "application"
-    document = services.document_attach(application=application, requirement=requirement, upload=file, during=during)
-    return Status(201, {
-        "id": document.public_id,
-        "requirement": document.requirement,
-        "name": document.original_name,
-        "content_type": document.content_type,
-        "size": document.size,
-        "sha256": document.sha256,
-    })
+    document = services.document_attach(
+        application=application, requirement=requirement, upload=file, during=during
+    )
+    return Status(
+        201,
+        {
+            "id": document.public_id,
+            "requirement": document.requirement,
+            "name": document.original_name,
+            "content_type": document.content_type,
+            "size": document.size,
+            "sha256": document.sha256,
+        },
+    )
 
 
 @router.post("/{application_id}/submit", response=ApplicationOut)
-def submit(request: HttpRequest, application_id: uuid.UUID, payload: SubmitIn | None = None) -> dict[str, Any]:
+def submit(
+    request: HttpRequest, application_id: uuid.UUID, payload: SubmitIn | None = None
+) -> dict[str, Any]:
     application = selectors.application_of(person=_person(request), public_id=application_id)
     answers = payload.answers if payload else None
     return _out(services.application_submit(application=application, answers=answers))

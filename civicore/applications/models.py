@@ -25,10 +25,14 @@ class Application(models.Model):
     reference = models.CharField(max_length=40, unique=True, null=True, blank=True)
     applicant = models.ForeignKey("identity.Person", on_delete=models.PROTECT, related_name="applications")
     service = models.ForeignKey("catalogue.Service", on_delete=models.PROTECT, related_name="applications")
-    service_version = models.ForeignKey("catalogue.ServiceVersion", on_delete=models.PROTECT, related_name="+")
+    service_version = models.ForeignKey(
+        "catalogue.ServiceVersion", on_delete=models.PROTECT, related_name="+"
+    )
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT)
     answers = EncryptedJSONField(default=dict)
-    prefill = models.JSONField(default=dict, help_text="field -> {source, verified_at} for pre-filled answers")
+    prefill = models.JSONField(
+        default=dict, help_text="field -> {source, verified_at} for pre-filled answers"
+    )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
@@ -67,3 +71,6 @@ class ReferenceCounter(models.Model):
 
     prefix = models.CharField(max_length=40, unique=True)
     last = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.prefix}: {self.last}"

@@ -14,8 +14,7 @@ import filetype
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import UploadedFile
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -132,7 +131,8 @@ def _check_upload(requirement: dict[str, Any], upload: UploadedFile) -> tuple[by
     limit = min(int(requirement.get("max_bytes") or settings.UPLOAD_MAX_BYTES), settings.UPLOAD_MAX_BYTES)
     if upload.size is None or upload.size > limit:
         raise DocumentRejected(
-            _("The file is larger than %(mb)s MB.") % {"mb": round(limit / 1024 / 1024, 1)}, code="file_too_large"
+            _("The file is larger than %(mb)s MB.") % {"mb": round(limit / 1024 / 1024, 1)},
+            code="file_too_large",
         )
     data = upload.read(limit + 1)
     if len(data) > limit:
@@ -146,7 +146,8 @@ def _check_upload(requirement: dict[str, Any], upload: UploadedFile) -> tuple[by
     allowed = requirement.get("types") or ["application/pdf", "image/jpeg", "image/png"]
     if kind is None or kind.mime not in allowed:
         raise DocumentRejected(
-            _("This type of file is not accepted. Upload a PDF, JPEG or PNG file."), code="file_type_not_allowed"
+            _("This type of file is not accepted. Upload a PDF, JPEG or PNG file."),
+            code="file_type_not_allowed",
         )
     return data, kind.mime
 
@@ -199,49 +200,51 @@ def document_remove(*, application: Application, document_id: str) -> None:
 
 
 def _next_reference(service: Service) -> str:
+    """Next number in the service's yearly sequence, in one statement so concurrent
+    submissions hold the counter row only until their own commit."""
     year = timezone.localtime().year
     prefix = f"{service.code[:12].upper()}-{year}"
-    counter, _created = ReferenceCounter.objects.get_or_create(prefix=prefix)
-    ReferenceCounter.objects.filter(pk=counter.pk).update(last=F("last") + 1)
-    counter.refresh_from_db(fields=["last"])
-    return f"{prefix}-{counter.last:06d}"
+    table = ReferenceCounter._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (prefix, last) VALUES (%s, 1) "  # noqa: S608 - table name is ours
+            f"ON CONFLICT (prefix) DO UPDATE SET last = {table}.last + 1 RETURNING last",
+            [prefix],
+        )
+        number = cursor.fetchone()[0]
+    return f"{prefix}-{number:06d}"
 
 
-@transaction.atomic
-def application_submit(*, application: Application, answers: dict[str, Any] | None = None) -> Application:
-    """File the application: validate, number it, open its case. Idempotent."""
-    from civicore.cases.services import case_open
-    from civicore.notify.services import notification_send
-
-    application = Application.objects.select_for_update().select_related("service_version", "service").get(
-        pk=application.pk
-    )
-    if application.status == Application.Status.SUBMITTED:
-        return application
-    if answers is not None:
-        application.answers = _merge(application, answers)
+def _check_complete(application: Application, present: set[str]) -> None:
     definition = application.service_version.definition
     errors = validate_answers(definition["form"]["schema"], application.answers)
     if errors:
         raise InvalidAnswers(_("Some answers need correcting."), details=errors)
-    present = set(application.documents.values_list("requirement", flat=True))
-    missing = [d["code"] for d in definition.get("documents", []) if d.get("required") and d["code"] not in present]
+    missing = [
+        d["code"] for d in definition.get("documents", []) if d.get("required") and d["code"] not in present
+    ]
     if missing:
         raise MissingDocuments(
-            _("Upload the required documents before submitting."), details={code: _("Required.") for code in missing}
+            _("Upload the required documents before submitting."),
+            details={code: _("Required.") for code in missing},
         )
-    application.reference = _next_reference(application.service)
-    application.status = Application.Status.SUBMITTED
-    application.submitted_at = timezone.now()
-    application.save()
+
+
+def _after_filing(application: Application) -> None:
+    """What every filing does once the application row says SUBMITTED: open the case, send the
+    receipt, record the audit entry."""
+    from civicore.cases.services import case_open
+    from civicore.notify.services import notification_send
+
     case = case_open(application=application)
+    submitted = timezone.localtime(application.submitted_at)
     notification_send(
         user=application.applicant.user,
         subject=_("Application %(ref)s received") % {"ref": application.reference},
         body=_("We received your application for %(service)s on %(date)s. The agency will decide by %(due)s.")
         % {
             "service": application.service.name,
-            "date": timezone.localtime(application.submitted_at).strftime("%d/%m/%Y %H:%M"),
+            "date": submitted.strftime("%d/%m/%Y %H:%M"),
             "due": timezone.localtime(case.due_at).strftime("%d/%m/%Y"),
         },
         link=f"/applications/{application.public_id}/",
@@ -254,50 +257,96 @@ def application_submit(*, application: Application, answers: dict[str, Any] | No
         agency=case.agency,
         details={"reference": application.reference, "version": application.service_version.number},
     )
+
+
+@transaction.atomic
+def application_submit(*, application: Application, answers: dict[str, Any] | None = None) -> Application:
+    """File a draft: validate, number it, open its case. Submitting again changes nothing."""
+    application = (
+        Application.objects.select_for_update(of=("self",))
+        .select_related("service_version", "service__agency", "applicant__user")
+        .get(pk=application.pk)
+    )
+    if application.status == Application.Status.SUBMITTED:
+        return application
+    if answers is not None:
+        application.answers = _merge(application, answers)
+    _check_complete(application, set(application.documents.values_list("requirement", flat=True)))
+    application.reference = _next_reference(application.service)
+    application.status = Application.Status.SUBMITTED
+    application.submitted_at = timezone.now()
+    application.save()
+    _after_filing(application)
     return application
 
 
 def application_file(
     *, person: Person, service: Service, answers: dict[str, Any], submit: bool, idempotency_key: str | None
 ) -> Application:
-    """API: start (or reuse, for the same Idempotency-Key) an application, save answers and
-    optionally submit it, in one call."""
+    """API: start an application with answers and optionally submit it, in one call and one
+    transaction. A retry with the same Idempotency-Key returns the first call's application."""
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
-        raise ValidationFailed(_("The Idempotency-Key header must be 1 to 200 characters."), code="invalid_idempotency_key")
+        raise ValidationFailed(
+            _("The Idempotency-Key header must be 1 to 200 characters."), code="invalid_idempotency_key"
+        )
+    version = service.current_version
+    if version is None:
+        raise NotFound(_("There is no online service with this code."), code="service_not_found")
     try:
         with transaction.atomic():
             if idempotency_key:
-                record = IdempotencyRecord.objects.filter(
-                    owner_id=person.pk, scope="application.file", key=idempotency_key
-                ).first()
-                if record is not None:
-                    application = Application.objects.get(public_id=record.result_id)
-                    if application.service_id != service.pk:
-                        raise Conflict(
-                            _("This Idempotency-Key was used for another request."), code="idempotency_key_reused"
-                        )
-                    return application
-            version = service.current_version
-            assert version is not None  # noqa: S101 - service_for_application guarantees it
+                earlier = _idempotent_result(person, service, idempotency_key)
+                if earlier is not None:
+                    return earlier
             prefilled, provenance = _prefill(person, version.definition)
-            application = Application.objects.create(
-                applicant=person, service=service, service_version=version, answers=prefilled, prefill=provenance
+            application = Application(
+                applicant=person,
+                service=service,
+                service_version=version,
+                answers=prefilled,
+                prefill=provenance,
             )
             application.answers = _merge(application, answers)
-            application.save(update_fields=["answers"])
+            if submit:
+                _check_complete(application, present=set())
+                application.reference = _next_reference(service)
+                application.status = Application.Status.SUBMITTED
+                application.submitted_at = timezone.now()
+            application.save(force_insert=True)
             if idempotency_key:
                 IdempotencyRecord.objects.create(
-                    owner_id=person.pk, scope="application.file", key=idempotency_key, result_id=str(application.public_id)
+                    owner_id=person.pk,
+                    scope="application.file",
+                    key=idempotency_key,
+                    result_id=str(application.public_id),
                 )
             if submit:
-                application = application_submit(application=application)
+                _after_filing(application)
+            else:
+                audit.record(
+                    actor=person.user, action="application.start", subject=application, person=person
+                )
             return application
     except IntegrityError:
-        # Two requests with the same key raced; the winner's application is the answer.
+        # Two requests with the same key raced; the one that committed is the answer.
         if not idempotency_key:
             raise
-        record = IdempotencyRecord.objects.get(owner_id=person.pk, scope="application.file", key=idempotency_key)
-        return Application.objects.get(public_id=record.result_id)
+        earlier = _idempotent_result(person, service, idempotency_key)
+        if earlier is None:
+            raise
+        return earlier
+
+
+def _idempotent_result(person: Person, service: Service, key: str) -> Application | None:
+    record = IdempotencyRecord.objects.filter(owner_id=person.pk, scope="application.file", key=key).first()
+    if record is None:
+        return None
+    application = Application.objects.select_related("service", "service_version").get(
+        public_id=record.result_id
+    )
+    if application.service_id != service.pk:
+        raise Conflict(_("This Idempotency-Key was used for another request."), code="idempotency_key_reused")
+    return application
 
 
 __all__ = [

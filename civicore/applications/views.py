@@ -119,7 +119,11 @@ def application_receipt(request: HttpRequest, public_id: uuid.UUID) -> HttpRespo
     return render(
         request,
         "applications/receipt.html",
-        {"application": application, "case": application.case, "documents": selectors.documents_of(application)},
+        {
+            "application": application,
+            "case": application.case,
+            "documents": selectors.documents_of(application),
+        },
     )
 
 
@@ -134,7 +138,9 @@ def document_upload(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
     else:
         during = "info_request" if application.status == Application.Status.SUBMITTED else "application"
         try:
-            services.document_attach(application=application, requirement=requirement, upload=upload, during=during)
+            services.document_attach(
+                application=application, requirement=requirement, upload=upload, during=during
+            )
             messages.success(request, _("The document was uploaded."))
         except ApplicationError as exc:
             messages.error(request, exc.message)
@@ -161,7 +167,10 @@ def document_download(request: HttpRequest, document_id: uuid.UUID) -> FileRespo
     except NotFound as exc:
         raise Http404(str(exc)) from exc
     return FileResponse(
-        document.file.open("rb"), as_attachment=True, filename=document.original_name, content_type=document.content_type
+        document.file.open("rb"),
+        as_attachment=True,
+        filename=document.original_name,
+        content_type=document.content_type,
     )
 
 
@@ -174,11 +183,15 @@ def application_respond(request: HttpRequest, public_id: uuid.UUID) -> HttpRespo
     if application.status != Application.Status.SUBMITTED:
         raise Http404(_("This application has not been submitted."))
     uploads = []
-    if request.FILES.get("file"):
-        uploads.append((request.POST.get("requirement", ""), request.FILES["file"]))
+    upload = request.FILES.get("file")
+    if upload is not None:
+        uploads.append((request.POST.get("requirement", ""), upload))
     try:
         case_provide_info(
-            case=application.case, applicant_user=request.user, message=request.POST.get("message", ""), uploads=uploads
+            case=application.case,
+            applicant_user=request.user,
+            message=request.POST.get("message", ""),
+            uploads=uploads,
         )
         messages.success(request, _("Your answer was sent. The agency has resumed work on your application."))
     except ApplicationError as exc:

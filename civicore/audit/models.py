@@ -1,7 +1,9 @@
 """The audit log: append-only, each entry sealed with the hash of the one before it.
 
-Editing or deleting any row breaks the chain from that row on, which `civicore audit verify`
-reports. `person` is whose data the entry concerns, so citizens can see who viewed it.
+Entries are written in the transaction that makes the change and sealed into the chain (seq,
+prev_hash, hash) moments later by the worker, in the order they committed. Editing or deleting a
+sealed row breaks the chain from that row on, which `civicore audit verify` reports. `person` is
+whose data the entry concerns, so citizens can see who viewed it.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from django.db import models
 
 
 class AuditEntry(models.Model):
-    seq = models.PositiveBigIntegerField(unique=True)
+    seq = models.PositiveBigIntegerField(unique=True, null=True, blank=True)
     at = models.DateTimeField()
     actor = models.ForeignKey(
         "identity.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
@@ -26,12 +28,12 @@ class AuditEntry(models.Model):
         "identity.Person", null=True, blank=True, on_delete=models.PROTECT, related_name="audit_entries"
     )
     details = models.JSONField(default=dict)
-    prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64)
+    prev_hash = models.CharField(max_length=64, blank=True)
+    hash = models.CharField(max_length=64, blank=True)
 
     class Meta:
-        ordering = ["seq"]
-        indexes = [models.Index(fields=["person", "-seq"], name="audit_person_seq")]
+        ordering = ["id"]
+        indexes = [models.Index(fields=["person", "-id"], name="audit_person_id")]
         verbose_name_plural = "audit entries"
 
     def __str__(self) -> str:

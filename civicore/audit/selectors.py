@@ -16,5 +16,5 @@ def accesses_to_person_data(*, person: Person) -> QuerySet[AuditEntry]:
         AuditEntry.objects.filter(person=person, action__in=ACCESS_ACTIONS)
         .exclude(actor__person=person)
         .select_related("agency")
-        .order_by("-seq")
+        .order_by("-id")
     )

@@ -1,4 +1,10 @@
-"""Appending to the audit log and checking its chain."""
+"""Appending to the audit log, sealing it into a hash chain, and checking the chain.
+
+`record()` is a plain insert inside the caller's transaction, so a change and its audit entry
+commit together and requests never queue behind one another for the log. `seal()` (run by the
+worker every second) takes the log's lock, numbers the committed unsealed entries and chains
+their hashes. An entry is tamper-evident once sealed; `verify()` checks every sealed entry.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +20,9 @@ from django.utils import timezone
 from civicore.audit.models import AuditEntry
 
 GENESIS = "0" * 64
-# Any constant works: it names the lock that serialises appends on PostgreSQL.
+# Any constant works: it names the lock that serialises sealing on PostgreSQL.
 _PG_LOCK_ID = 0x43495649
+SEAL_BATCH = 2000
 
 
 def _digest(entry: AuditEntry) -> str:
@@ -46,34 +53,54 @@ def record(
     agency: Any = None,
     details: dict[str, Any] | None = None,
 ) -> AuditEntry:
-    """Append one entry. Call it last in the transaction that makes the change: the append
-    holds the log's lock until that transaction commits."""
+    """Append one entry in the caller's transaction; the worker seals it into the chain."""
     if subject is not None:
         subject_type = subject_type or subject._meta.label_lower
         subject_id = subject_id or str(subject.pk)
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_PG_LOCK_ID])
-        last = AuditEntry.objects.order_by("-seq").values_list("seq", "hash").first()
-        seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS)
-        is_user = actor is not None and getattr(actor, "is_authenticated", False)
-        entry = AuditEntry(
-            seq=seq,
-            at=timezone.now(),
-            actor=actor if is_user else None,
-            actor_label=str(actor) if actor is not None else "system",
-            agency=agency,
-            action=action,
-            subject_type=subject_type,
-            subject_id=subject_id,
-            person=person,
-            details=json.loads(json.dumps(details or {}, default=str)),
-            prev_hash=prev_hash,
-        )
-        entry.hash = _digest(entry)
-        entry.save(force_insert=True)
-    return entry
+    is_user = actor is not None and getattr(actor, "is_authenticated", False)
+    return AuditEntry.objects.create(
+        at=timezone.now(),
+        actor=actor if is_user else None,
+        actor_label=str(actor) if actor is not None else "system",
+        agency=agency,
+        action=action,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        person=person,
+        details=json.loads(json.dumps(details or {}, default=str)),
+    )
+
+
+def seal(batch_size: int = SEAL_BATCH) -> int:
+    """Chain every committed, unsealed entry; returns how many were sealed."""
+    sealed = 0
+    while True:
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_PG_LOCK_ID])
+            last = (
+                AuditEntry.objects.filter(seq__isnull=False)
+                .order_by("-seq")
+                .values_list("seq", "hash")
+                .first()
+            )
+            seq, prev_hash = (last[0] or 0, last[1]) if last else (0, GENESIS)
+            pending = list(AuditEntry.objects.filter(seq__isnull=True).order_by("id")[:batch_size])
+            for entry in pending:
+                seq += 1
+                entry.seq = seq
+                entry.prev_hash = prev_hash
+                entry.hash = _digest(entry)
+                prev_hash = entry.hash
+            AuditEntry.objects.bulk_update(pending, ["seq", "prev_hash", "hash"], batch_size=500)
+        sealed += len(pending)
+        if len(pending) < batch_size:
+            return sealed
+
+
+def unsealed_count() -> int:
+    return AuditEntry.objects.filter(seq__isnull=True).count()
 
 
 @dataclass
@@ -83,7 +110,7 @@ class ChainBreak:
 
 
 def verify(batch_size: int = 2000) -> ChainBreak | None:
-    """Walk the whole chain; return the first entry that does not check out, or None."""
+    """Walk the sealed chain; return the first entry that does not check out, or None."""
     expected_prev = GENESIS
     expected_seq = 1
     for entry in _iterate(batch_size):
@@ -105,4 +132,4 @@ def _iterate(batch_size: int) -> Iterator[AuditEntry]:
         if not chunk:
             return
         yield from chunk
-        last_seq = chunk[-1].seq
+        last_seq = chunk[-1].seq or last_seq

@@ -109,7 +109,10 @@ def get_case(request: HttpRequest, case_id: int) -> dict[str, Any]:
 
 @router.post("/{case_id}/{action}", response=CaseOut, summary="claim, request_info, approve or reject")
 def act(
-    request: HttpRequest, case_id: int, action: Literal["claim", "request_info", "approve", "reject"], payload: ActionIn
+    request: HttpRequest,
+    case_id: int,
+    action: Literal["claim", "request_info", "approve", "reject"],
+    payload: ActionIn,
 ) -> dict[str, Any]:
     officer = _officer(request)
     case = selectors.case_for_officer(officer=officer, case_id=case_id, audit_read=False)

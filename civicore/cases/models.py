@@ -22,7 +22,9 @@ class Case(models.Model):
 
     CLOSED_STATES = (State.APPROVED, State.REJECTED)
 
-    application = models.OneToOneField("applications.Application", on_delete=models.PROTECT, related_name="case")
+    application = models.OneToOneField(
+        "applications.Application", on_delete=models.PROTECT, related_name="case"
+    )
     agency = models.ForeignKey("agencies.Agency", on_delete=models.PROTECT, related_name="cases")
     state = models.CharField(max_length=20, choices=State.choices, default=State.SUBMITTED)
     assignee = models.ForeignKey(
@@ -64,3 +66,6 @@ class CaseEvent(models.Model):
 
     class Meta:
         ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} on case {self.case_id}"

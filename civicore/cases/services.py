@@ -57,26 +57,35 @@ def _check(case: Case, name: str, *, officer: Officer | None) -> dict[str, Any]:
     if officer is not None:
         if officer.agency_id != case.agency_id:
             raise PermissionDenied(_("This case belongs to another agency."))
-        allowed_roles = {"caseworker", "supervisor"} if transition["role"] == "caseworker" else {transition["role"]}
+        allowed_roles = (
+            {"caseworker", "supervisor"} if transition["role"] == "caseworker" else {transition["role"]}
+        )
         if officer.role not in allowed_roles:
             raise PermissionDenied(_("Your role may not take this step."), code="role_not_allowed")
     elif transition["role"] != "applicant":
         raise PermissionDenied(_("Only an officer may take this step."))
     if case.state not in transition["from"]:
         raise TransitionNotAllowed(
-            _("This action is not possible while the case is '%(state)s'.") % {"state": case.get_state_display()}
+            _("This action is not possible while the case is '%(state)s'.")
+            % {"state": case.get_state_display()}
         )
     return transition
 
 
 def _locked(case: Case) -> Case:
-    return Case.objects.select_for_update().select_related("application__service_version", "agency").get(pk=case.pk)
+    return (
+        Case.objects.select_for_update()
+        .select_related("application__service_version", "agency")
+        .get(pk=case.pk)
+    )
 
 
 def _message(text: str, *, required: bool) -> str:
     text = (text or "").strip()
     if required and not text:
-        raise ValidationFailed(_("Write a message."), code="message_required", details={"message": _("Required.")})
+        raise ValidationFailed(
+            _("Write a message."), code="message_required", details={"message": _("Required.")}
+        )
     if len(text) > MAX_MESSAGE:
         raise ValidationFailed(
             _("The message is too long."), code="message_too_long", details={"message": _("Too long.")}
@@ -89,7 +98,10 @@ def _notify_applicant(case: Case, subject: str, body: str) -> None:
 
     application = case.application
     notification_send(
-        user=application.applicant.user, subject=subject, body=body, link=f"/applications/{application.public_id}/"
+        user=application.applicant.user,
+        subject=subject,
+        body=body,
+        link=f"/applications/{application.public_id}/",
     )
 
 
@@ -147,7 +159,9 @@ def case_provide_info(
     transition = _check(case, "provide_info", officer=None)
     message = _message(message, required=not uploads)
     for requirement, upload in uploads or []:
-        document_attach(application=case.application, requirement=requirement, upload=upload, during="info_request")
+        document_attach(
+            application=case.application, requirement=requirement, upload=upload, during="info_request"
+        )
     if case.paused_at is not None:
         waited = working_days_between(case.paused_at, timezone.now())
         if waited > 0:
@@ -193,7 +207,9 @@ def case_reject(*, case: Case, officer: Officer, reason: str) -> Case:
 
 OFFICER_ACTIONS = {
     "claim": lambda case, officer, message: case_claim(case=case, officer=officer),
-    "request_info": lambda case, officer, message: case_request_info(case=case, officer=officer, message=message),
+    "request_info": lambda case, officer, message: case_request_info(
+        case=case, officer=officer, message=message
+    ),
     "approve": lambda case, officer, message: case_approve(case=case, officer=officer, reason=message),
     "reject": lambda case, officer, message: case_reject(case=case, officer=officer, reason=message),
 }

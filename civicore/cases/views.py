@@ -60,7 +60,9 @@ def inbox(request: HttpRequest) -> HttpResponse:
         sort = "due"
     qs = selectors.inbox(officer=officer, **filters)  # type: ignore[arg-type]
     try:
-        rows, next_cursor = paginate(qs, cursor=request.GET.get("cursor"), limit=PAGE_SIZE, order=selectors.SORTS[sort])
+        rows, next_cursor = paginate(
+            qs, cursor=request.GET.get("cursor"), limit=PAGE_SIZE, order=selectors.SORTS[sort]
+        )
     except ApplicationError:
         rows, next_cursor = paginate(qs, cursor=None, limit=PAGE_SIZE, order=selectors.SORTS[sort])
     params = request.GET.copy()
@@ -133,5 +135,8 @@ def case_document(request: HttpRequest, case_id: int, document_id: uuid.UUID) ->
         details={"case": case.pk, "requirement": document.requirement},
     )
     return FileResponse(
-        document.file.open("rb"), as_attachment=False, filename=document.original_name, content_type=document.content_type
+        document.file.open("rb"),
+        as_attachment=False,
+        filename=document.original_name,
+        content_type=document.content_type,
     )

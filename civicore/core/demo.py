@@ -36,13 +36,25 @@ class DemoLogin:
 
 
 CITIZENS = [
-    ("an@demo.civicore.invalid", "Nguyễn Văn An", "079090001234", dt.date(1990, 5, 17),
-     "Số 12 đường Lê Lợi, ấp 3, xã An Bình, tỉnh Bình An", "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"),
-    ("binh@demo.civicore.invalid", "Trần Thị Bình", "079192005678", dt.date(1992, 11, 3),
-     "Số 45 đường Nguyễn Trãi, xã An Bình, tỉnh Bình An", "KRUGS4ZANFZSAYJAORSXG5BAONSWG4TF"),
+    (
+        "an@demo.civicore.invalid",
+        "Nguyễn Văn An",
+        "079090001234",
+        dt.date(1990, 5, 17),
+        "Số 12 đường Lê Lợi, ấp 3, xã An Bình, tỉnh Bình An",
+        "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
+    ),
+    (
+        "binh@demo.civicore.invalid",
+        "Trần Thị Bình",
+        "079192005678",
+        dt.date(1992, 11, 3),
+        "Số 45 đường Nguyễn Trãi, xã An Bình, tỉnh Bình An",
+        "KRUGS4ZANFZSAYJAORSXG5BAONSWG4TF",
+    ),
 ]
 
-OFFICER_SECRET = "MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U"
+OFFICER_SECRET = "MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U"  # noqa: S105 - published demo credential
 
 
 def _totp(user: User, secret: str) -> None:
@@ -89,9 +101,13 @@ def load() -> list[DemoLogin]:
     for agency in Agency.objects.filter(services__isnull=False).distinct().order_by("code"):
         email = f"officer.{agency.code}@demo.civicore.invalid"
         user = _user(email, f"Cán bộ {agency.name_vi}")
-        Officer.objects.update_or_create(user=user, defaults={"agency": agency, "role": Officer.Role.CASEWORKER})
+        Officer.objects.update_or_create(
+            user=user, defaults={"agency": agency, "role": Officer.Role.CASEWORKER}
+        )
         _totp(user, OFFICER_SECRET)
-        logins.append(DemoLogin(f"officer ({agency.code})", email, DEMO_PASSWORD, OFFICER_SECRET, user.full_name))
+        logins.append(
+            DemoLogin(f"officer ({agency.code})", email, DEMO_PASSWORD, OFFICER_SECRET, user.full_name)
+        )
 
     admin = _user("admin@demo.civicore.invalid", "Quản trị viên", staff=True)
     admin.is_superuser = True

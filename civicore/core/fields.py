@@ -11,6 +11,10 @@ from civicore.core.crypto import EncryptedTextField
 class EncryptedJSONField(EncryptedTextField):
     """A JSON document stored encrypted (form answers hold personal data)."""
 
+    # Tell django-stubs the Python-side type is a JSON value, not the text it is stored as.
+    _pyi_private_set_type: Any
+    _pyi_private_get_type: Any
+
     def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
         text = super().from_db_value(value, expression, connection)
         if text is None or text == "":

@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 Handler = Callable[..., Any]
 _registry: dict[str, Handler] = {}
+_periodic: list[tuple[float, Callable[[], Any]]] = []
 
 
 def job(name: str) -> Callable[[Handler], Handler]:
@@ -40,6 +41,28 @@ def job(name: str) -> Callable[[Handler], Handler]:
         return func
 
     return register
+
+
+def periodic(*, seconds: float) -> Callable[[Callable[[], Any]], Callable[[], Any]]:
+    """Register housekeeping that every worker runs about every `seconds` (it must be safe to
+    run concurrently in several workers)."""
+
+    def register(func: Callable[[], Any]) -> Callable[[], Any]:
+        _periodic.append((seconds, func))
+        return func
+
+    return register
+
+
+def _run_periodic(last_run: dict[int, float]) -> None:
+    now = time.monotonic()
+    for index, (seconds, func) in enumerate(_periodic):
+        if now - last_run.get(index, 0.0) >= seconds:
+            last_run[index] = now
+            try:
+                func()
+            except Exception:
+                logger.exception("periodic task %s failed", func.__name__)
 
 
 def autodiscover() -> None:
@@ -118,11 +141,15 @@ def run_one(job_id: int) -> bool:
     return True
 
 
-def work(*, once: bool = False, batch: int = 20, idle_sleep: float = 0.5, stop: Callable[[], bool] | None = None) -> int:
+def work(
+    *, once: bool = False, batch: int = 20, idle_sleep: float = 0.5, stop: Callable[[], bool] | None = None
+) -> int:
     """Process due jobs until `stop()` is true (or the queue is empty, with once=True)."""
     worker_id = f"{socket.gethostname()}:{os.getpid()}"
     done = 0
+    last_periodic: dict[int, float] = {}
     while not (stop and stop()):
+        _run_periodic(last_periodic)
         ids = _claim(worker_id, batch)
         for job_id in ids:
             run_one(job_id)

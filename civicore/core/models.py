@@ -60,6 +60,9 @@ class IdempotencyRecord(models.Model):
             models.UniqueConstraint(fields=["owner_id", "scope", "key"], name="core_idempotency_unique")
         ]
 
+    def __str__(self) -> str:
+        return f"{self.scope}:{self.key}"
+
 
 class BilingualNameMixin(models.Model):
     """Vietnamese and English names; `name` answers in the active language."""
@@ -70,6 +73,9 @@ class BilingualNameMixin(models.Model):
     class Meta:
         abstract = True
 
+    def __str__(self) -> str:
+        return self.name
+
     @property
     def name(self) -> str:
         from django.utils.translation import get_language
@@ -77,6 +83,3 @@ class BilingualNameMixin(models.Model):
         if (get_language() or "vi").startswith("en") and self.name_en:
             return self.name_en
         return self.name_vi
-
-    def __str__(self) -> str:
-        return self.name

@@ -14,7 +14,7 @@ from civicore.core.errors import Conflict
 from civicore.identity.models import ApiToken, Person, ProfileItem, User
 
 NATIONAL_ID_PURPOSE = "national_id"
-TOKEN_PREFIX = "cvc_"
+TOKEN_PREFIX = "cvc_"  # noqa: S105 - a public marker, not a secret
 
 
 @transaction.atomic
@@ -79,7 +79,7 @@ def api_token_authenticate(secret: str) -> User | None:
     if not secret.startswith(TOKEN_PREFIX) or len(secret) > 100:
         return None
     token = (
-        ApiToken.objects.select_related("user")
+        ApiToken.objects.select_related("user", "user__person")
         .filter(token_hash=hashlib.sha256(secret.encode()).hexdigest(), revoked=False)
         .first()
     )

@@ -28,7 +28,6 @@ def _safe_link(link: str) -> str:
     return link
 
 
-@transaction.atomic
 def notification_send(*, user: User, subject: str, body: str, link: str = "") -> Notification:
     """Put a message in the user's inbox and queue its e-mail copy in the same transaction."""
     subject = " ".join(subject.split())
@@ -40,9 +39,13 @@ def notification_send(*, user: User, subject: str, body: str, link: str = "") ->
         body=body.strip(),
         link=_safe_link(link)[:_LINK_MAX],
     )
-    notification.full_clean()
-    notification.save()
-    jobs.enqueue("notify.email", notification_id=notification.pk)
+    # The user is a loaded instance; validating the foreign key would only repeat a query.
+    notification.full_clean(exclude=["user"])
+    # Checks are done: from here on any failure should undo the caller's whole transaction, so
+    # no savepoint is needed.
+    with transaction.atomic(savepoint=False):
+        notification.save()
+        jobs.enqueue("notify.email", notification_id=notification.pk)
     return notification
 
 

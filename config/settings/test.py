@@ -17,5 +17,5 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": ":memory:"}
     DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE"}
-ACCOUNT_RATE_LIMITS: dict[str, str] | bool = False  # type: ignore[assignment]
+ACCOUNT_RATE_LIMITS = False  # type: ignore[no-redef,assignment]
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

@@ -14,6 +14,7 @@ def assert_accessible(page: Any, label: str) -> None:
     results = _axe.run(page, options={"runOnly": {"type": "tag", "values": WCAG_TAGS}})
     violations = results.response["violations"]
     summary = [
-        f"{v['id']} ({v['impact']}): {v['help']} -> {[n['target'] for n in v['nodes']][:3]}" for v in violations
+        f"{v['id']} ({v['impact']}): {v['help']} -> {[n['target'] for n in v['nodes']][:3]}"
+        for v in violations
     ]
     assert not violations, f"axe-core found problems on {label} ({page.url}):\n" + "\n".join(summary)

@@ -100,7 +100,8 @@ def test_citizen_applies_officer_decides_citizen_verifies(browser, live_server, 
     citizen.fill("#field-child_date_of_birth", "2026-11-20")
     _click_and_wait(citizen, "button[value=save]")
     citizen.set_input_files(
-        "#upload-birth-certificate", files=[{"name": "giay-chung-sinh.pdf", "mimeType": "application/pdf", "buffer": PDF}]
+        "#upload-birth-certificate",
+        files=[{"name": "giay-chung-sinh.pdf", "mimeType": "application/pdf", "buffer": PDF}],
     )
     _click_and_wait(citizen, "form:has(#upload-birth-certificate) button[type=submit]")
     citizen.wait_for_selector("text=giay-chung-sinh.pdf")
@@ -164,7 +165,8 @@ def test_citizen_applies_officer_decides_citizen_verifies(browser, live_server, 
     tampered[index + 8] ^= 0x01
     citizen.goto(f"{base}/verify/")
     citizen.set_input_files(
-        "input[type=file]", files=[{"name": "t.pdf", "mimeType": "application/pdf", "buffer": bytes(tampered)}]
+        "input[type=file]",
+        files=[{"name": "t.pdf", "mimeType": "application/pdf", "buffer": bytes(tampered)}],
     )
     _click_and_wait(citizen, "form:has(input[type=file]) button[type=submit]")
     assert citizen.get_attribute("#verification-result", "data-status") == "tampered"

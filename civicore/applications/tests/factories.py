@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import copy
-import itertools
 import io
+import itertools
 from typing import Any
 
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -42,7 +42,11 @@ DEFINITION: dict[str, Any] = {
             {"name": "applicant_national_id", "label": {"vi": "Số định danh", "en": "National ID number"}},
             {"name": "applicant_address", "label": {"vi": "Địa chỉ", "en": "Address"}, "widget": "textarea"},
             {"name": "child_full_name", "label": {"vi": "Họ tên của trẻ", "en": "Child's full name"}},
-            {"name": "child_date_of_birth", "label": {"vi": "Ngày sinh", "en": "Date of birth"}, "widget": "date"},
+            {
+                "name": "child_date_of_birth",
+                "label": {"vi": "Ngày sinh", "en": "Date of birth"},
+                "widget": "date",
+            },
             {
                 "name": "child_gender",
                 "label": {"vi": "Giới tính", "en": "Sex"},
@@ -52,7 +56,11 @@ DEFINITION: dict[str, Any] = {
                     {"value": "female", "label": {"vi": "Nữ", "en": "Female"}},
                 ],
             },
-            {"name": "birth_weight_grams", "label": {"vi": "Cân nặng (gram)", "en": "Weight (grams)"}, "widget": "number"},
+            {
+                "name": "birth_weight_grams",
+                "label": {"vi": "Cân nặng (gram)", "en": "Weight (grams)"},
+                "widget": "number",
+            },
         ],
     },
     "prefill": {
@@ -85,7 +93,11 @@ DEFINITION: dict[str, Any] = {
     },
 }
 
-VALID_ANSWERS = {"child_full_name": "Nguyễn Thị Hoa", "child_date_of_birth": "2026-11-20", "child_gender": "female"}
+VALID_ANSWERS = {
+    "child_full_name": "Nguyễn Thị Hoa",
+    "child_date_of_birth": "2026-11-20",
+    "child_gender": "female",
+}
 
 # The smallest well-formed PDF header and trailer: enough for content sniffing.
 PDF_BYTES = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
@@ -99,7 +111,9 @@ def make_service(agency: Agency | None = None, **overrides: Any) -> Service:
     definition.update(overrides)
     agency = agency or AgencyFactory()
     service = Service.objects.create(
-        code=f"{definition['code']}-{next(_service_numbers)}", agency=agency, name_vi=definition["name"]["vi"],
+        code=f"{definition['code']}-{next(_service_numbers)}",
+        agency=agency,
+        name_vi=definition["name"]["vi"],
         name_en=definition["name"]["en"],
     )
     version = ServiceVersion.objects.create(service=service, number=1, definition=definition, checksum="x")

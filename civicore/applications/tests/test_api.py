@@ -24,8 +24,12 @@ def test_file_and_submit_in_one_call_with_idempotency_key():
     service = make_service(documents=[])
     client = _client(person.user)
     body = {"service": service.code, "answers": VALID_ANSWERS, "submit": True}
-    first = client.post("/api/v1/applications", body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="k-1")
-    second = client.post("/api/v1/applications", body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="k-1")
+    first = client.post(
+        "/api/v1/applications", body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="k-1"
+    )
+    second = client.post(
+        "/api/v1/applications", body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="k-1"
+    )
     assert first.status_code == 201, first.content
     assert first.json()["id"] == second.json()["id"]
     assert first.json()["case_state"] == "submitted"
@@ -80,7 +84,9 @@ def test_draft_upload_submit_flow_and_list_with_cursor():
     person = make_citizen()
     service = make_service()
     client = _client(person.user)
-    created = client.post("/api/v1/applications", {"service": service.code}, content_type="application/json").json()
+    created = client.post(
+        "/api/v1/applications", {"service": service.code}, content_type="application/json"
+    ).json()
     app_id = created["id"]
     patched = client.patch(
         f"/api/v1/applications/{app_id}", {"answers": VALID_ANSWERS}, content_type="application/json"

@@ -82,8 +82,12 @@ def test_invalid_answers_give_a_message_per_field_and_save_nothing():
     with pytest.raises(services.InvalidAnswers) as caught:
         services.application_submit(
             application=application,
-            answers={"child_full_name": "X", "child_date_of_birth": "2026-02-30", "child_gender": "robot",
-                     "birth_weight_grams": "heavy"},
+            answers={
+                "child_full_name": "X",
+                "child_date_of_birth": "2026-02-30",
+                "child_gender": "robot",
+                "birth_weight_grams": "heavy",
+            },
         )
     details = caught.value.details
     assert set(details) == {"child_full_name", "child_date_of_birth", "child_gender", "birth_weight_grams"}

@@ -35,14 +35,19 @@ def test_citizen_fills_saves_uploads_and_submits_in_the_portal():
     assert bad.status_code == 422
     body = bad.content.decode()
     assert "There is a problem" in body and "Enter a real date" in body
-    assert Application.objects.get(applicant=person).answers["child_full_name"] == VALID_ANSWERS["child_full_name"]
+    assert (
+        Application.objects.get(applicant=person).answers["child_full_name"]
+        == VALID_ANSWERS["child_full_name"]
+    )
 
     missing = client.post(url, {**VALID_ANSWERS, "action": "submit"})
     assert missing.status_code == 422 and "Upload:" in missing.content.decode()
 
     application = Application.objects.get(applicant=person)
-    client.post(f"/applications/{application.public_id}/documents/",
-                {"requirement": "birth-certificate", "file": pdf_upload()})
+    client.post(
+        f"/applications/{application.public_id}/documents/",
+        {"requirement": "birth-certificate", "file": pdf_upload()},
+    )
     done = client.post(url, {**VALID_ANSWERS, "action": "submit"})
     assert done.status_code == 302 and done["Location"].endswith("/receipt/")
     receipt = client.get(done["Location"]).content.decode()

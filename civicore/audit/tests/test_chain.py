@@ -16,6 +16,7 @@ def _entries(n=5):
         services.record(
             actor=person.user, action="case.view", subject=person, person=person, details={"i": i}
         )
+    services.seal()
     return person
 
 
@@ -51,3 +52,26 @@ def test_recomputed_hash_still_breaks_the_next_link():
     entry.hash = services._digest(entry)
     entry.save()
     assert services.verify().seq == 3
+
+
+def test_entries_are_sealed_in_order_after_commit(capsys):
+    person = make_citizen()
+    first = services.record(actor=person.user, action="a", subject=person, person=person)
+    assert first.seq is None and first.hash == ""
+    call_command("audit", "verify")
+    assert "1 new entries not sealed yet" in capsys.readouterr().out
+    services.record(actor=None, action="b", subject=person)
+    assert services.seal() == 2
+    assert list(AuditEntry.objects.order_by("seq").values_list("action", flat=True)) == ["a", "b"]
+    services.record(actor=None, action="c", subject=person)
+    assert services.seal() == 1 and services.verify() is None
+    assert AuditEntry.objects.get(action="c").prev_hash == AuditEntry.objects.get(action="b").hash
+
+
+def test_worker_seals_the_log():
+    from civicore.core import jobs
+
+    person = make_citizen()
+    services.record(actor=None, action="x", subject=person)
+    jobs.work(once=True)
+    assert services.unsealed_count() == 0

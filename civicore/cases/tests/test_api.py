@@ -28,19 +28,28 @@ def test_officer_works_a_case_through_the_api(setup):
     client = _client(officer.user)
     inbox = client.get("/api/v1/cases").json()
     assert [c["id"] for c in inbox["items"]] == [case.pk]
-    assert client.post(f"/api/v1/cases/{case.pk}/claim", {}, content_type="application/json").json()["state"] == "in_review"
-    response = client.post(f"/api/v1/cases/{case.pk}/approve", {"message": "OK"}, content_type="application/json")
+    assert (
+        client.post(f"/api/v1/cases/{case.pk}/claim", {}, content_type="application/json").json()["state"]
+        == "in_review"
+    )
+    response = client.post(
+        f"/api/v1/cases/{case.pk}/approve", {"message": "OK"}, content_type="application/json"
+    )
     assert response.status_code == 200 and response.json()["state"] == "approved"
 
 
 def test_wrong_step_is_409(setup):
     case, officer = setup
-    response = _client(officer.user).post(f"/api/v1/cases/{case.pk}/approve", {}, content_type="application/json")
+    response = _client(officer.user).post(
+        f"/api/v1/cases/{case.pk}/approve", {}, content_type="application/json"
+    )
     assert response.status_code == 409 and response.json()["code"] == "transition_not_allowed"
 
 
-@pytest.mark.parametrize(("method", "suffix"), [("get", ""), ("post", "/claim"), ("post", "/approve"),
-                                                ("post", "/reject"), ("post", "/request_info")])
+@pytest.mark.parametrize(
+    ("method", "suffix"),
+    [("get", ""), ("post", "/claim"), ("post", "/approve"), ("post", "/reject"), ("post", "/request_info")],
+)
 def test_another_agencys_officer_gets_403_on_every_endpoint(setup, method, suffix):
     case, _officer = setup
     response = getattr(_client(make_officer().user), method)(

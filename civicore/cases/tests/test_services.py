@@ -9,7 +9,7 @@ from civicore.agencies.models import Officer
 from civicore.agencies.tests.factories import make_officer
 from civicore.applications.tests.factories import make_service, make_submitted
 from civicore.audit.models import AuditEntry
-from civicore.audit.services import verify
+from civicore.audit.services import seal, verify
 from civicore.cases import selectors, services
 from civicore.cases.models import Case
 from civicore.core.errors import PermissionDenied, ValidationFailed
@@ -42,6 +42,7 @@ def test_full_path_claim_request_info_answer_approve(case_and_officer):
     assert Job.objects.filter(name="credentials.issue", payload__application_id=case.application_id).exists()
     actions = list(AuditEntry.objects.values_list("action", flat=True))
     assert {"case.claim", "case.request_info", "case.provide_info", "case.approve"} <= set(actions)
+    seal()
     assert verify() is None
 
 

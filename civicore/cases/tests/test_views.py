@@ -61,8 +61,16 @@ def test_document_view_is_audited(setup):
     assert AuditEntry.objects.filter(action="document.view", person=case.application.applicant).exists()
 
 
-@pytest.mark.parametrize(("method", "suffix"), [("get", "/"), ("post", "/claim/"), ("post", "/approve/"),
-                                                ("post", "/reject/"), ("post", "/request_info/")])
+@pytest.mark.parametrize(
+    ("method", "suffix"),
+    [
+        ("get", "/"),
+        ("post", "/claim/"),
+        ("post", "/approve/"),
+        ("post", "/reject/"),
+        ("post", "/request_info/"),
+    ],
+)
 def test_officer_of_another_agency_gets_403(setup, method, suffix):
     case, _officer = setup
     response = getattr(_login(make_officer().user), method)(f"/office/cases/{case.pk}{suffix}")

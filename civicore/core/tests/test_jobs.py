@@ -67,7 +67,9 @@ def test_exhausted_job_is_dead_and_replay_runs_it_again():
 def test_a_lease_left_by_a_killed_worker_expires_and_the_job_runs():
     job = jobs.enqueue("test.record", value=2)
     # A worker claimed it and died: the lease is still in the future.
-    Job.objects.filter(pk=job.pk).update(locked_until=timezone.now() + dt.timedelta(minutes=1), locked_by="dead")
+    Job.objects.filter(pk=job.pk).update(
+        locked_until=timezone.now() + dt.timedelta(minutes=1), locked_by="dead"
+    )
     assert jobs.work(once=True) == 0
     Job.objects.filter(pk=job.pk).update(locked_until=timezone.now() - dt.timedelta(seconds=1))
     assert jobs.work(once=True) == 1

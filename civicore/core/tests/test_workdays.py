@@ -8,7 +8,7 @@ from civicore.core.workdays import add_working_days, working_days_between
 
 
 def _at(y, m, d, h=10):
-    return timezone.make_aware(dt.datetime(y, m, d, h), timezone.get_current_timezone())
+    return dt.datetime(y, m, d, h, tzinfo=timezone.get_current_timezone())
 
 
 def test_weekends_are_skipped():

@@ -31,20 +31,34 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS("Demo data loaded. Logins (password, then the TOTP code):"))
         for login in logins:
             self.stdout.write(
-                f"  {login.role:<40} {login.email:<55} password: {login.password}  TOTP secret: {login.totp_secret}"
+                f"  {login.role:<32} {login.email:<55} password: {login.password}"
+                f"  TOTP secret: {login.totp_secret}"
             )
         self.stdout.write("  Add the TOTP secret to an authenticator app, or: oathtool --totp -b SECRET")
 
     def _serve(self, port: int, workers: int) -> None:
         bin_dir = os.path.dirname(sys.executable)
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "config.settings.base")}
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "config.settings.base"),
+        }
         web = subprocess.Popen(  # noqa: S603 - fixed argument list
-            [os.path.join(bin_dir, "gunicorn"), "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
-             "--workers", str(workers), "--access-logfile", "-"],
+            [
+                os.path.join(bin_dir, "gunicorn"),
+                "config.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                str(workers),
+                "--access-logfile",
+                "-",
+            ],
             env=env,
         )
         worker = subprocess.Popen([os.path.join(bin_dir, "civicore"), "worker"], env=env)  # noqa: S603
-        self.stdout.write(self.style.SUCCESS(f"Civicore is running on http://127.0.0.1:{port}/ (Ctrl-C stops it)"))
+        self.stdout.write(
+            self.style.SUCCESS(f"Civicore is running on http://127.0.0.1:{port}/ (Ctrl-C stops it)")
+        )
         children = [web, worker]
 
         def stop(signum: int, frame: Any) -> None:
