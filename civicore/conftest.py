@@ -14,3 +14,13 @@ def _private_storage(tmp_path: Path, settings: Any) -> Path:
     settings.MEDIA_ROOT = tmp_path / "private"
     settings.PRIVATE_STORAGE_DIR = settings.MEDIA_ROOT
     return settings.MEDIA_ROOT
+
+
+@pytest.fixture(autouse=True)
+def _english_for_assertions() -> Any:
+    """Code called directly by tests speaks English, which the assertions use. Pages are still
+    rendered in the language each request asks for (Vietnamese by default)."""
+    from django.utils import translation
+
+    with translation.override("en"):
+        yield

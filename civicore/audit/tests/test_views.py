@@ -15,6 +15,12 @@ from civicore.identity.tests.factories import UserFactory, make_citizen
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture
+def client() -> Client:
+    """These tests read the English wording."""
+    return Client(HTTP_ACCEPT_LANGUAGE="en")
+
+
 def _view(officer: Any, person: Person, action: str = "case.view") -> None:
     record(
         actor=officer.user,
@@ -48,7 +54,7 @@ def test_officer_views_are_listed_in_plain_words(client: Client, citizen: Person
 
     html = client.get("/my-data/").content.decode()
     assert "Trần Thị Bình" in html
-    assert "Sở Tư pháp" in html
+    assert "Department of Justice" in html
     assert "viewed your application" in html
     assert "opened a document from your application" in html
     assert "viewed your personal details" in html
@@ -116,7 +122,7 @@ def test_user_without_citizen_profile_sees_an_explanation(client: Client) -> Non
 
 
 def test_csv_has_header_and_same_rows(client: Client, citizen: Person) -> None:
-    officer = make_officer(agency=AgencyFactory(name_vi="UBND xã An Bình"))
+    officer = make_officer(agency=AgencyFactory(name_en="", name_vi="UBND xã An Bình"))
     officer.user.full_name = "Lê Văn C"
     officer.user.save()
     _view(officer, citizen, "document.view")
@@ -138,7 +144,7 @@ def test_csv_has_header_and_same_rows(client: Client, citizen: Person) -> None:
     ['=HYPERLINK("http://evil.example","Click")', "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A9)", "\t=1+1"],
 )
 def test_csv_never_starts_a_cell_with_a_formula(client: Client, citizen: Person, hostile: str) -> None:
-    officer = make_officer(agency=AgencyFactory(name_vi=hostile))
+    officer = make_officer(agency=AgencyFactory(name_en="", name_vi=hostile))
     officer.user.full_name = hostile
     officer.user.save()
     _view(officer, citizen)

@@ -13,6 +13,12 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
+def client() -> Client:
+    """These tests read the English wording."""
+    return Client(HTTP_ACCEPT_LANGUAGE="en")
+
+
+@pytest.fixture
 def user_client(client: Client) -> tuple[Any, Client]:
     user = UserFactory()
     client.force_login(user)

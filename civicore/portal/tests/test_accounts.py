@@ -20,6 +20,13 @@ from civicore.identity.tests.factories import PASSWORD, make_citizen
 
 pytestmark = pytest.mark.django_db
 
+
+@pytest.fixture
+def client() -> Client:
+    """These tests read the English wording."""
+    return Client(HTTP_ACCEPT_LANGUAGE="en")
+
+
 SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 
 

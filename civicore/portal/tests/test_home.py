@@ -14,6 +14,12 @@ from civicore.notify.services import notification_send
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture
+def client() -> Client:
+    """These tests read the English wording."""
+    return Client(HTTP_ACCEPT_LANGUAGE="en")
+
+
 def make_service(code: str, name: str, *, published: bool = True) -> Service:
     service = Service.objects.create(code=code, name_vi=name, name_en=f"{name} (en)", agency=AgencyFactory())
     if published:

@@ -73,7 +73,7 @@ def test_citizen_navigation_marks_current_page_and_counts_unread(client: Client)
     notification_send(user=person.user, subject="a", body="x")
     notification_send(user=person.user, subject="b", body="x")
     client.force_login(person.user)
-    html = client.get("/inbox/").content.decode()
+    html = client.get("/inbox/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert 'href="/inbox/" aria-current="page"' in html
     assert '2<span class="usa-sr-only"> unread</span>' in html
     assert 'href="/my-data/"' in html and 'href="/applications/"' in html
