@@ -130,14 +130,16 @@ def file_application(request: HttpRequest, payload: ApplicationIn) -> Status[dic
     """Send `Idempotency-Key` to make retries safe: the same key returns the same application."""
     person = _person(request)
     service = services.service_for_application(payload.service)
-    application = services.application_file(
+    application, created = services.application_file(
         person=person,
         service=service,
         answers=payload.answers,
         submit=payload.submit,
         idempotency_key=request.headers.get("Idempotency-Key"),
     )
-    return Status(201, _out(application, documents=[] if payload.submit is False else None))
+    # An application created by this call has no documents yet; a replayed key returns the
+    # original, which may have gained some since.
+    return Status(201, _out(application, documents=[] if created else None))
 
 
 @router.get("", response=ApplicationPage, summary="The caller's applications, newest first")

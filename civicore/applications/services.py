@@ -8,13 +8,14 @@ records the audit entry. Submitting twice files once.
 from __future__ import annotations
 
 import hashlib
+import uuid
 from typing import Any
 
 import filetype
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import UploadedFile
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -282,9 +283,10 @@ def application_submit(*, application: Application, answers: dict[str, Any] | No
 
 def application_file(
     *, person: Person, service: Service, answers: dict[str, Any], submit: bool, idempotency_key: str | None
-) -> Application:
+) -> tuple[Application, bool]:
     """API: start an application with answers and optionally submit it, in one call and one
-    transaction. A retry with the same Idempotency-Key returns the first call's application."""
+    transaction. Returns the application and whether this call created it: a retry with the same
+    Idempotency-Key returns the first call's application."""
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
         raise ValidationFailed(
             _("The Idempotency-Key header must be 1 to 200 characters."), code="invalid_idempotency_key"
@@ -292,55 +294,54 @@ def application_file(
     version = service.current_version
     if version is None:
         raise NotFound(_("There is no online service with this code."), code="service_not_found")
-    try:
-        with transaction.atomic():
-            if idempotency_key:
-                earlier = _idempotent_result(person, service, idempotency_key)
-                if earlier is not None:
-                    return earlier
-            prefilled, provenance = _prefill(person, version.definition)
-            application = Application(
-                applicant=person,
-                service=service,
-                service_version=version,
-                answers=prefilled,
-                prefill=provenance,
-            )
-            application.answers = _merge(application, answers)
-            if submit:
-                _check_complete(application, present=set())
-                application.reference = _next_reference(service)
-                application.status = Application.Status.SUBMITTED
-                application.submitted_at = timezone.now()
-            application.save(force_insert=True)
-            if idempotency_key:
-                IdempotencyRecord.objects.create(
-                    owner_id=person.pk,
-                    scope="application.file",
-                    key=idempotency_key,
-                    result_id=str(application.public_id),
-                )
-            if submit:
-                _after_filing(application)
-            else:
-                audit.record(
-                    actor=person.user, action="application.start", subject=application, person=person
-                )
-            return application
-    except IntegrityError:
-        # Two requests with the same key raced; the one that committed is the answer.
-        if not idempotency_key:
-            raise
-        earlier = _idempotent_result(person, service, idempotency_key)
-        if earlier is None:
-            raise
-        return earlier
+    public_id = uuid.uuid4()
+    with transaction.atomic():
+        if idempotency_key and not _claim_idempotency_key(person, idempotency_key, public_id):
+            return _idempotent_result(person, service, idempotency_key), False
+        prefilled, provenance = _prefill(person, version.definition)
+        application = Application(
+            public_id=public_id,
+            applicant=person,
+            service=service,
+            service_version=version,
+            answers=prefilled,
+            prefill=provenance,
+        )
+        application.answers = _merge(application, answers)
+        if submit:
+            _check_complete(application, present=set())
+            application.reference = _next_reference(service)
+            application.status = Application.Status.SUBMITTED
+            application.submitted_at = timezone.now()
+        application.save(force_insert=True)
+        if submit:
+            _after_filing(application)
+        else:
+            audit.record(actor=person.user, action="application.start", subject=application, person=person)
+        return application, True
 
 
-def _idempotent_result(person: Person, service: Service, key: str) -> Application | None:
-    record = IdempotencyRecord.objects.filter(owner_id=person.pk, scope="application.file", key=key).first()
-    if record is None:
-        return None
+_IDEMPOTENCY_SCOPE = "application.file"
+
+
+def _claim_idempotency_key(person: Person, key: str, public_id: uuid.UUID) -> bool:
+    """Record the key for this request in one statement; False when an earlier request holds it.
+
+    Two concurrent requests with one key: the second waits on the first's row and, once that
+    commits, finds the key taken; if the first rolled back, the second claims it.
+    """
+    table = IdempotencyRecord._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (key, owner_id, scope, result_id, created_at) "  # noqa: S608 - our table
+            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (owner_id, scope, key) DO NOTHING RETURNING id",
+            [key, person.pk, _IDEMPOTENCY_SCOPE, str(public_id), timezone.now()],
+        )
+        return cursor.fetchone() is not None
+
+
+def _idempotent_result(person: Person, service: Service, key: str) -> Application:
+    record = IdempotencyRecord.objects.get(owner_id=person.pk, scope=_IDEMPOTENCY_SCOPE, key=key)
     application = Application.objects.select_related("service", "service_version").get(
         public_id=record.result_id
     )

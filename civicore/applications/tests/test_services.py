@@ -157,11 +157,11 @@ def test_application_keeps_the_definition_version_it_was_filed_under():
 def test_idempotency_key_files_once():
     person = make_citizen()
     service = make_service(documents=[])
-    first = services.application_file(
+    first, created = services.application_file(
         person=person, service=service, answers=dict(VALID_ANSWERS), submit=True, idempotency_key="abc-123"
     )
-    second = services.application_file(
+    second, created_again = services.application_file(
         person=person, service=service, answers=dict(VALID_ANSWERS), submit=True, idempotency_key="abc-123"
     )
-    assert first.pk == second.pk
+    assert first.pk == second.pk and created and not created_again
     assert Application.objects.filter(applicant=person).count() == 1
