@@ -23,3 +23,11 @@ def test_security_headers_are_set():
     assert "script-src 'self'" in response["Content-Security-Policy"]
     assert "frame-ancestors 'none'" in response["Content-Security-Policy"]
     assert response["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.django_db
+def test_api_docs_page_serves_local_assets():
+    response = Client().get("/api/v1/docs")
+    assert response.status_code == 200
+    assert "/static/ninja/swagger-ui-bundle.js" in response.content.decode()
+    assert "cdn" not in response.content.decode().lower()
