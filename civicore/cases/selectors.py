@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from civicore.agencies.models import Officer
+from civicore.applications.models import ApplicationDocument
 from civicore.audit import services as audit
 from civicore.cases.models import Case
 from civicore.core.errors import NotFound, PermissionDenied
@@ -67,6 +68,22 @@ def case_for_officer(*, officer: Officer, case_id: int, audit_read: bool = True)
             agency=officer.agency,
         )
     return case
+
+
+def document_for_officer(*, officer: Officer, case: Case, document_id: Any) -> ApplicationDocument:
+    """A supporting document of a case the officer may see; opening it is audited."""
+    document = ApplicationDocument.objects.filter(public_id=document_id, application=case.application).first()
+    if document is None:
+        raise NotFound(_("Document not found."))
+    audit.record(
+        actor=officer.user,
+        action="document.view",
+        subject=document,
+        person=case.application.applicant,
+        agency=officer.agency,
+        details={"case": case.pk, "requirement": document.requirement},
+    )
+    return document
 
 
 def events(case: Case) -> Any:

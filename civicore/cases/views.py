@@ -17,8 +17,6 @@ from django.views.decorators.http import require_GET, require_POST
 from civicore.agencies.models import Officer
 from civicore.agencies.selectors import officer_for_user
 from civicore.applications import selectors as application_selectors
-from civicore.applications.models import ApplicationDocument
-from civicore.audit import services as audit
 from civicore.cases import selectors, services
 from civicore.cases.models import Case
 from civicore.core.errors import ApplicationError, NotFound, PermissionDenied
@@ -123,17 +121,10 @@ def case_action(request: HttpRequest, case_id: int, action: str) -> HttpResponse
 def case_document(request: HttpRequest, case_id: int, document_id: uuid.UUID) -> FileResponse:
     officer = _officer(request)
     case = _case(officer, case_id, audit_read=False)
-    document = ApplicationDocument.objects.filter(public_id=document_id, application=case.application).first()
-    if document is None:
-        raise Http404(_("Document not found."))
-    audit.record(
-        actor=officer.user,
-        action="document.view",
-        subject=document,
-        person=case.application.applicant,
-        agency=officer.agency,
-        details={"case": case.pk, "requirement": document.requirement},
-    )
+    try:
+        document = selectors.document_for_officer(officer=officer, case=case, document_id=document_id)
+    except NotFound as exc:
+        raise Http404(str(exc)) from exc
     return FileResponse(
         document.file.open("rb"),
         as_attachment=False,

@@ -13,6 +13,7 @@ from ninja.files import UploadedFile
 
 from civicore.credentials.selectors import Verification, document_lookup, document_verify, result_for_download
 from civicore.credentials.services import FileTooLarge
+from civicore.credentials.views import pdf_response
 
 router = Router(tags=["credentials"])
 
@@ -66,12 +67,4 @@ def verify_serial(request: HttpRequest, serial: str) -> VerificationOut:
 )
 def result_pdf(request: HttpRequest, application_public_id: uuid.UUID) -> FileResponse:
     """The signed PDF, to its applicant or to an officer of the issuing agency."""
-    document = result_for_download(user=request.user, public_id=application_public_id)
-    response = FileResponse(
-        document.file.open("rb"),
-        as_attachment=True,
-        filename=f"{document.application.reference or document.serial}.pdf",
-        content_type="application/pdf",
-    )
-    response["Cache-Control"] = "private, no-store"
-    return response
+    return pdf_response(result_for_download(user=request.user, public_id=application_public_id))

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from civicore.core.errors import NotFound, PermissionDenied
 from civicore.credentials.forms import CodeForm, UploadForm
+from civicore.credentials.models import ResultDocument
 from civicore.credentials.selectors import Verification, document_lookup, document_verify, result_for_download
 
 
@@ -63,6 +64,11 @@ def result_download(request: HttpRequest, public_id: uuid.UUID) -> FileResponse:
         raise Http404(exc.message) from None
     except PermissionDenied as exc:
         raise DjangoPermissionDenied(exc.message) from None
+    return pdf_response(document)
+
+
+def pdf_response(document: ResultDocument) -> FileResponse:
+    """The signed PDF as a download that browsers and proxies must not keep."""
     response = FileResponse(
         document.file.open("rb"),
         as_attachment=True,

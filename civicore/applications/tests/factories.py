@@ -13,13 +13,16 @@ from civicore.agencies.models import Agency
 from civicore.agencies.tests.factories import AgencyFactory
 from civicore.applications import services
 from civicore.applications.models import Application
-from civicore.catalogue.models import Service, ServiceVersion
+from civicore.catalogue.models import Service
+from civicore.catalogue.services import service_load
 from civicore.identity.models import Person
 
 DEFINITION: dict[str, Any] = {
     "code": "test-birth-registration",
     "version": 1,
+    "agency": "set-by-make_service",
     "name": {"vi": "Đăng ký khai sinh", "en": "Birth registration"},
+    "summary": {"vi": "Đăng ký khai sinh cho trẻ.", "en": "Register a child's birth."},
     "fee": {"amount": 0, "currency": "VND"},
     "sla_working_days": 3,
     "form": {
@@ -38,10 +41,22 @@ DEFINITION: dict[str, Any] = {
             },
         },
         "fields": [
-            {"name": "applicant_full_name", "label": {"vi": "Họ tên người yêu cầu", "en": "Your full name"}},
-            {"name": "applicant_national_id", "label": {"vi": "Số định danh", "en": "National ID number"}},
+            {
+                "name": "applicant_full_name",
+                "label": {"vi": "Họ tên người yêu cầu", "en": "Your full name"},
+                "widget": "text",
+            },
+            {
+                "name": "applicant_national_id",
+                "label": {"vi": "Số định danh", "en": "National ID number"},
+                "widget": "text",
+            },
             {"name": "applicant_address", "label": {"vi": "Địa chỉ", "en": "Address"}, "widget": "textarea"},
-            {"name": "child_full_name", "label": {"vi": "Họ tên của trẻ", "en": "Child's full name"}},
+            {
+                "name": "child_full_name",
+                "label": {"vi": "Họ tên của trẻ", "en": "Child's full name"},
+                "widget": "text",
+            },
             {
                 "name": "child_date_of_birth",
                 "label": {"vi": "Ngày sinh", "en": "Date of birth"},
@@ -107,19 +122,14 @@ _service_numbers = itertools.count(1)
 
 
 def make_service(agency: Agency | None = None, **overrides: Any) -> Service:
+    """Load the definition through the catalogue, as an operator would, so it is validated."""
     definition = copy.deepcopy(DEFINITION)
     definition.update(overrides)
     agency = agency or AgencyFactory()
-    service = Service.objects.create(
-        code=f"{definition['code']}-{next(_service_numbers)}",
-        agency=agency,
-        name_vi=definition["name"]["vi"],
-        name_en=definition["name"]["en"],
-    )
-    version = ServiceVersion.objects.create(service=service, number=1, definition=definition, checksum="x")
-    service.current_version = version
-    service.save(update_fields=["current_version"])
-    return service
+    definition["agency"] = agency.code
+    definition["code"] = f"{definition['code']}-{next(_service_numbers)}"
+    version = service_load(definition=definition)
+    return version.service
 
 
 def pdf_upload(name: str = "giay-chung-sinh.pdf", data: bytes = PDF_BYTES) -> SimpleUploadedFile:
