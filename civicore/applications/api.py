@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 from django.http import HttpRequest
+from django.utils.translation import gettext as _
 from ninja import File, Form, Router, Schema, Status
 from ninja.files import UploadedFile
 
@@ -82,7 +83,7 @@ def _person(request: HttpRequest) -> Person:
     person = person_for_user(request.user)  # type: ignore[arg-type]
     if person is None:
         raise PermissionDenied(
-            "Only citizens with a verified identity can file applications.", code="not_a_citizen"
+            _("Only citizens with a verified identity can file applications."), code="not_a_citizen"
         )
     return person
 
@@ -215,6 +216,6 @@ def respond(request: HttpRequest, application_id: uuid.UUID, payload: RespondIn)
 
     application = selectors.application_of(person=_person(request), public_id=application_id)
     if application.status != Application.Status.SUBMITTED:
-        raise services.NotEditable("This application has not been submitted.", code="not_submitted")
+        raise services.NotEditable(_("This application has not been submitted."), code="not_submitted")
     case_provide_info(case=application.case, applicant_user=request.user, message=payload.message)
     return _out(selectors.application_of(person=_person(request), public_id=application_id))

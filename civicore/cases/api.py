@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any, Literal
 
 from django.http import HttpRequest
+from django.utils.translation import gettext as _
 from ninja import Router, Schema
 
 from civicore.agencies.models import Officer
@@ -54,7 +55,7 @@ class ActionIn(Schema):
 def _officer(request: HttpRequest) -> Officer:
     officer = officer_for_user(request.user)
     if officer is None:
-        raise PermissionDenied("Only officers can use the case inbox.", code="not_an_officer")
+        raise PermissionDenied(_("Only officers can use the case inbox."), code="not_an_officer")
     return officer
 
 

@@ -4,6 +4,7 @@ so list pages and API lists cost a fixed number of queries."""
 from __future__ import annotations
 
 from django.db.models import QuerySet
+from django.utils.translation import gettext as _
 
 from civicore.catalogue.models import Procedure, Service
 from civicore.catalogue.search import query_words
@@ -33,7 +34,7 @@ def _plausible_code(code: str) -> bool:
 def service_get(*, code: str) -> Service:
     service = service_list().filter(code=code).first() if _plausible_code(code) else None
     if service is None:
-        raise NotFound(f"No e-service with code {code!r}.", code="not_found")
+        raise NotFound(_("There is no e-service with this code."), code="not_found")
     return service
 
 
@@ -48,5 +49,5 @@ def procedure_get(*, code: str) -> Procedure:
     procedures = Procedure.objects.select_related("agency")
     procedure = procedures.filter(code=code).first() if _plausible_code(code) else None
     if procedure is None:
-        raise NotFound(f"No procedure with code {code!r}.", code="not_found")
+        raise NotFound(_("There is no procedure with this code."), code="not_found")
     return procedure

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from django.core import signing
 from django.db.models import Model, Q, QuerySet
+from django.utils.translation import gettext as _
 
 from civicore.core.errors import ValidationFailed
 
@@ -44,9 +45,9 @@ def paginate(
         try:
             values = [_decode_value(v) for v in signing.loads(cursor, salt=_SALT)]
         except (signing.BadSignature, TypeError, ValueError) as exc:
-            raise ValidationFailed("The cursor is not valid.", code="invalid_cursor") from exc
+            raise ValidationFailed(_("The cursor is not valid."), code="invalid_cursor") from exc
         if len(values) != len(fields):
-            raise ValidationFailed("The cursor is not valid.", code="invalid_cursor")
+            raise ValidationFailed(_("The cursor is not valid."), code="invalid_cursor")
         qs = qs.filter(_after(order, values))
     rows = list(qs[: limit + 1])
     if len(rows) <= limit:

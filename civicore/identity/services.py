@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from civicore.core.crypto import lookup_hash
 from civicore.core.errors import Conflict
@@ -33,7 +34,7 @@ def person_register(
     national_id = "".join(national_id.split())
     id_hash = lookup_hash(national_id, purpose=NATIONAL_ID_PURPOSE)
     if Person.objects.filter(national_id_hash=id_hash).exists():
-        raise Conflict("This national ID number is already registered", code="national_id_taken")
+        raise Conflict(_("This national ID number is already registered."), code="national_id_taken")
     person = Person.objects.create(user=user, national_id=national_id, national_id_hash=id_hash)
     verified_at = verified_at or timezone.now()
     values = {

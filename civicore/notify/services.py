@@ -24,7 +24,7 @@ def _safe_link(link: str) -> str:
     if not link:
         return ""
     if not link.startswith("/") or link.startswith("//") or "\\" in link:
-        raise ValidationFailed("A notification link must be a path on this site.", code="invalid_link")
+        raise ValidationFailed(_("A notification link must be a path on this site."), code="invalid_link")
     return link
 
 
@@ -32,7 +32,7 @@ def notification_send(*, user: User, subject: str, body: str, link: str = "") ->
     """Put a message in the user's inbox and queue its e-mail copy in the same transaction."""
     subject = " ".join(subject.split())
     if not subject:
-        raise ValidationFailed("A notification needs a subject.", code="invalid_subject")
+        raise ValidationFailed(_("A notification needs a subject."), code="invalid_subject")
     notification = Notification(
         user=user,
         subject=subject[:_SUBJECT_MAX],
@@ -58,7 +58,7 @@ def notification_mark_read(*, user: User, notification_id: int) -> Notification:
         else None
     )
     if notification is None:
-        raise NotFound("Notification not found.", code="notification_not_found")
+        raise NotFound(_("Notification not found."), code="notification_not_found")
     if notification.read_at is None:
         notification.read_at = timezone.now()
         notification.save(update_fields=["read_at"])
