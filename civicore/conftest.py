@@ -24,3 +24,13 @@ def _english_for_assertions() -> Any:
 
     with translation.override("en"):
         yield
+
+
+@pytest.fixture(autouse=True)
+def _fresh_service_cache() -> Any:
+    """Each test loads its own services; none may see another test's cached ones."""
+    from civicore.catalogue.selectors import forget_cached_services
+
+    forget_cached_services()
+    yield
+    forget_cached_services()

@@ -23,6 +23,7 @@ from civicore.applications.answers import clean_answers, validate_answers
 from civicore.applications.models import Application, ApplicationDocument, ReferenceCounter
 from civicore.audit import services as audit
 from civicore.catalogue.models import Service
+from civicore.catalogue.selectors import online_service
 from civicore.core.errors import ApplicationError, Conflict, NotFound, ValidationFailed
 from civicore.core.gateways import malware_scanner
 from civicore.core.models import IdempotencyRecord
@@ -71,8 +72,8 @@ def _prefill(person: Person, definition: dict[str, Any]) -> tuple[dict[str, Any]
 
 
 def service_for_application(code: str) -> Service:
-    service = Service.objects.select_related("current_version", "agency").filter(code=code).first()
-    if service is None or service.current_version is None or not service.online:
+    service = online_service(code)
+    if service is None:
         raise NotFound(_("There is no online service with this code."), code="service_not_found")
     return service
 
