@@ -129,7 +129,8 @@ MFA_TOTP_ISSUER = "Civicore"
 
 LANGUAGE_CODE = "vi"
 LANGUAGES = [("vi", _("Vietnamese")), ("en", _("English"))]
-LOCALE_PATHS = [BASE_DIR / "civicore" / "locale"]
+# Our own catalogue first; locale_vendor holds our Vietnamese for django-allauth, which ships none.
+LOCALE_PATHS = [BASE_DIR / "civicore" / "locale", BASE_DIR / "civicore" / "locale_vendor"]
 TIME_ZONE = env_str("TIME_ZONE", "Asia/Ho_Chi_Minh")
 USE_I18N = True
 USE_TZ = True
