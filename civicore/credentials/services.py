@@ -291,6 +291,33 @@ def _as_text(value: Any) -> str:
     return str(value)
 
 
+def _printable_answers(answers: dict[str, Any], definition: Any) -> dict[str, Any]:
+    """Answers as a reader of the document expects them: dates as dd/mm/yyyy and choices by
+    their Vietnamese label rather than their stored value."""
+    labels: dict[str, dict[Any, str]] = {}
+    form = definition.get("form") if isinstance(definition, dict) else None
+    fields = form.get("fields") if isinstance(form, dict) else None
+    for spec in fields if isinstance(fields, list) else []:
+        if isinstance(spec, dict) and isinstance(spec.get("options"), list):
+            labels[str(spec.get("name"))] = {
+                o.get("value"): _bilingual(o.get("label"))[0] for o in spec["options"] if isinstance(o, dict)
+            }
+    printable: dict[str, Any] = {}
+    for name, value in answers.items():
+        if name in labels and value in labels[name]:
+            value = labels[name][value] or value
+        elif isinstance(value, str) and _ISO_DATE.fullmatch(value):
+            try:
+                value = dt.date.fromisoformat(value)
+            except ValueError:
+                pass
+        printable[name] = value
+    return printable
+
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
 def render_template(template: Any, values: dict[str, Any]) -> str:
     """Replace {name} and {group.key} with looked-up values; anything unknown becomes empty.
 
@@ -482,6 +509,7 @@ def result_issue(*, application_id: int) -> ResultDocument:
         result.get("title") or {"vi": application.service.name_vi, "en": application.service.name_en}
     )
     answers: dict[str, Any] = application.answers if isinstance(application.answers, dict) else {}
+    answers = _printable_answers(answers, definition)
     values: dict[str, Any] = {
         "reference": application.reference or "",
         "decided_at": _decided_at(application),

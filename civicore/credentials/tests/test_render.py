@@ -64,3 +64,24 @@ def test_non_string_templates_render_empty() -> None:
     assert render_template(None, VALUES) == ""
     assert render_template({"vi": "x"}, VALUES) == ""
     assert render_template(42, VALUES) == ""
+
+
+def test_answers_print_dates_and_choices_for_readers() -> None:
+    from civicore.credentials.services import _printable_answers
+
+    definition = {
+        "form": {
+            "fields": [
+                {
+                    "name": "child_gender",
+                    "options": [{"value": "female", "label": {"vi": "Nữ", "en": "Female"}}],
+                }
+            ]
+        }
+    }
+    printed = _printable_answers(
+        {"child_gender": "female", "child_date_of_birth": "2026-11-20", "note": "2026-13-45"}, definition
+    )
+    assert render_template("{answers.child_gender}", {"answers": printed}) == "Nữ"
+    assert render_template("{answers.child_date_of_birth}", {"answers": printed}) == "20/11/2026"
+    assert render_template("{answers.note}", {"answers": printed}) == "2026-13-45"
