@@ -42,8 +42,9 @@ from civicore.applications import services as application_services
 
 requests, top, tokens_path, service = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 tokens = open(tokens_path, encoding="utf-8").read().split()
-answers = {"child_full_name": "Nguyễn Thị Hoa", "child_date_of_birth": "2025-11-20",
-           "child_gender": "female", "birth_weight_grams": 3200}
+answers = {"relationship_to_child": "mother", "child_full_name": "Nguyễn Thị Hoa",
+           "child_date_of_birth": "2025-11-20", "child_gender": "female",
+           "child_place_of_birth": "Trạm y tế", "mother_full_name": "Trần Thị Lan"}
 client = Client(HTTP_HOST="127.0.0.1")  # the bench ALLOWED_HOSTS, not "testserver"
 
 def post(i):

@@ -43,10 +43,12 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results" / "submission.json"
 SETUP_SCRIPT = REPO / "bench" / "submission_setup.py"
 ANSWERS = {
+    "relationship_to_child": "mother",
     "child_full_name": "Nguyễn Thị Hoa",
     "child_date_of_birth": "2025-11-20",
     "child_gender": "female",
-    "birth_weight_grams": 3200,
+    "child_place_of_birth": "Trạm y tế xã An Bình",
+    "mother_full_name": "Trần Thị Lan",
 }
 
 

@@ -8,7 +8,6 @@ created through the services the application itself uses, so the data looks like
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import sys
 import tempfile
@@ -19,6 +18,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import django  # noqa: E402
+import yaml  # noqa: E402
 
 django.setup()
 
@@ -33,93 +33,16 @@ AGENCY_CODE = "bench-agency"
 SERVICE_CODE = "bench-birth-registration"
 
 
-# Adapted from the test suite's birth-registration service (civicore/applications/tests/factories.py),
-# kept here rather than imported so the benchmark does not move when a test fixture changes, and
-# without its required upload: the API call alone must be able to submit, so every request files
-# one application.
-DEFINITION: dict[str, Any] = {
-    "code": SERVICE_CODE,
-    "version": 1,
-    "agency": AGENCY_CODE,
-    "name": {"vi": "Đăng ký khai sinh (đo hiệu năng)", "en": "Birth registration (benchmark)"},
-    "summary": {"vi": "Dịch vụ dùng cho đo hiệu năng.", "en": "Service used by the benchmark."},
-    "fee": {"amount": 0, "currency": "VND"},
-    "sla_working_days": 3,
-    "form": {
-        "schema": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["applicant_full_name", "child_full_name", "child_date_of_birth", "child_gender"],
-            "properties": {
-                "applicant_full_name": {"type": "string", "minLength": 2, "maxLength": 100},
-                "applicant_national_id": {"type": "string", "pattern": "^[0-9]{12}$"},
-                "applicant_address": {"type": "string", "maxLength": 300},
-                "child_full_name": {"type": "string", "minLength": 2, "maxLength": 100},
-                "child_date_of_birth": {"type": "string", "format": "date"},
-                "child_gender": {"type": "string", "enum": ["male", "female"]},
-                "birth_weight_grams": {"type": "integer", "minimum": 300, "maximum": 7000},
-            },
-        },
-        "fields": [
-            {
-                "name": "applicant_full_name",
-                "label": {"vi": "Họ tên người yêu cầu", "en": "Your full name"},
-                "widget": "text",
-            },
-            {
-                "name": "applicant_national_id",
-                "label": {"vi": "Số định danh", "en": "National ID number"},
-                "widget": "text",
-            },
-            {"name": "applicant_address", "label": {"vi": "Địa chỉ", "en": "Address"}, "widget": "textarea"},
-            {
-                "name": "child_full_name",
-                "label": {"vi": "Họ tên của trẻ", "en": "Child's full name"},
-                "widget": "text",
-            },
-            {
-                "name": "child_date_of_birth",
-                "label": {"vi": "Ngày sinh", "en": "Date of birth"},
-                "widget": "date",
-            },
-            {
-                "name": "child_gender",
-                "label": {"vi": "Giới tính", "en": "Sex"},
-                "widget": "radio",
-                "options": [
-                    {"value": "male", "label": {"vi": "Nam", "en": "Male"}},
-                    {"value": "female", "label": {"vi": "Nữ", "en": "Female"}},
-                ],
-            },
-            {
-                "name": "birth_weight_grams",
-                "label": {"vi": "Cân nặng (gram)", "en": "Weight (grams)"},
-                "widget": "number",
-            },
-        ],
-    },
-    # Pre-fill decrypts three profile items per submission, as a real filing does.
-    "prefill": {
-        "applicant_full_name": "full_name",
-        "applicant_national_id": "national_id",
-        "applicant_address": "address",
-    },
-    "documents": [],
-    "workflow": {
-        "states": ["submitted", "in_review", "info_requested", "approved", "rejected"],
-        "transitions": [
-            {"name": "claim", "from": ["submitted"], "to": "in_review", "role": "caseworker"},
-            {"name": "request_info", "from": ["in_review"], "to": "info_requested", "role": "caseworker"},
-            {"name": "provide_info", "from": ["info_requested"], "to": "in_review", "role": "applicant"},
-            {"name": "approve", "from": ["in_review"], "to": "approved", "role": "caseworker"},
-            {"name": "reject", "from": ["in_review"], "to": "rejected", "role": "caseworker"},
-        ],
-    },
-    "result": {
-        "title": {"vi": "Trích lục khai sinh", "en": "Birth registration extract"},
-        "fields": [{"label": {"vi": "Họ và tên", "en": "Full name"}, "value": "{answers.child_full_name}"}],
-    },
-}
+# The shipped birth-registration service, as citizens use it, with two changes: its own code and
+# agency, and no required upload, so that one API call files one application.
+SHIPPED_DEFINITION = REPO / "civicore" / "catalogue" / "data" / "services" / "birth-registration.yaml"
+
+
+def definition() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(SHIPPED_DEFINITION.read_text(encoding="utf-8"))
+    data.update(code=SERVICE_CODE, version=1, agency=AGENCY_CODE, documents=[])
+    data["name"] = {"vi": "Đăng ký khai sinh (đo hiệu năng)", "en": "Birth registration (benchmark)"}
+    return data
 
 
 def main(tokens_path: Path, citizens: int) -> None:
@@ -131,7 +54,7 @@ def main(tokens_path: Path, citizens: int) -> None:
     finally:
         Path(handle.name).unlink()
     try:
-        service_load(definition=copy.deepcopy(DEFINITION))
+        service_load(definition=definition())
     except ValidationFailed as exc:
         # The definition format may have moved on; say what no longer fits.
         raise SystemExit(f"The benchmark's service definition is not valid: {exc.details}") from exc
