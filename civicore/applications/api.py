@@ -12,7 +12,8 @@ from ninja import File, Form, Router, Schema, Status
 from ninja.files import UploadedFile
 
 from civicore.applications import selectors, services
-from civicore.applications.models import Application
+from civicore.applications.models import Application, ApplicationDocument
+from civicore.cases.models import Case
 from civicore.core.errors import PermissionDenied
 from civicore.core.pagination import paginate
 from civicore.identity.models import Person
@@ -88,15 +89,24 @@ def _person(request: HttpRequest) -> Person:
     return person
 
 
-def _case_state(application: Application) -> str | None:
-    try:
-        return application.case.state
-    except Exception:
-        return None
+def _case_of(application: Application) -> Case | None:
+    """The case of a submitted application; drafts have none."""
+    return getattr(application, "case", None) if application.status == Application.Status.SUBMITTED else None
+
+
+def _document_out(document: ApplicationDocument) -> dict[str, Any]:
+    return {
+        "id": document.public_id,
+        "requirement": document.requirement,
+        "name": document.original_name,
+        "content_type": document.content_type,
+        "size": document.size,
+        "sha256": document.sha256,
+    }
 
 
 def _out(application: Application, documents: list[Any] | None = None) -> dict[str, Any]:
-    case = getattr(application, "case", None) if application.status == Application.Status.SUBMITTED else None
+    case = _case_of(application)
     docs = documents if documents is not None else list(selectors.documents_of(application))
     has_result = case is not None and case.state == "approved" and hasattr(application, "result_document")
     return {
@@ -109,17 +119,7 @@ def _out(application: Application, documents: list[Any] | None = None) -> dict[s
         "due_at": case.due_at if case else None,
         "answers": application.answers,
         "prefilled": application.prefill,
-        "documents": [
-            {
-                "id": d.public_id,
-                "requirement": d.requirement,
-                "name": d.original_name,
-                "content_type": d.content_type,
-                "size": d.size,
-                "sha256": d.sha256,
-            }
-            for d in docs
-        ],
+        "documents": [_document_out(d) for d in docs],
         "created_at": application.created_at,
         "submitted_at": application.submitted_at,
         "result_url": f"/api/v1/credentials/results/{application.public_id}" if has_result else None,
@@ -158,7 +158,7 @@ def list_applications(request: HttpRequest, cursor: str | None = None, limit: in
                 "reference": a.reference,
                 "service": a.service.code,
                 "status": a.status,
-                "case_state": _case_state(a),
+                "case_state": getattr(_case_of(a), "state", None),
                 "created_at": a.created_at,
                 "submitted_at": a.submitted_at,
             }
@@ -188,17 +188,7 @@ def upload_document(
     document = services.document_attach(
         application=application, requirement=requirement, upload=file, during=during
     )
-    return Status(
-        201,
-        {
-            "id": document.public_id,
-            "requirement": document.requirement,
-            "name": document.original_name,
-            "content_type": document.content_type,
-            "size": document.size,
-            "sha256": document.sha256,
-        },
-    )
+    return Status(201, _document_out(document))
 
 
 @router.post("/{application_id}/submit", response=ApplicationOut)

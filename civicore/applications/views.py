@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 from civicore.applications import selectors, services
 from civicore.applications.models import Application
 from civicore.core.errors import ApplicationError, NotFound
+from civicore.core.files import private_file_response
 from civicore.identity.models import Person
 from civicore.identity.selectors import person_for_user
 
@@ -166,11 +167,8 @@ def document_download(request: HttpRequest, document_id: uuid.UUID) -> FileRespo
         document = selectors.document_of_applicant(person=_person(request), public_id=document_id)
     except NotFound as exc:
         raise Http404(str(exc)) from exc
-    return FileResponse(
-        document.file.open("rb"),
-        as_attachment=True,
-        filename=document.original_name,
-        content_type=document.content_type,
+    return private_file_response(
+        document.file, filename=document.original_name, content_type=document.content_type
     )
 
 

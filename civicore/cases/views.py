@@ -20,6 +20,7 @@ from civicore.applications import selectors as application_selectors
 from civicore.cases import selectors, services
 from civicore.cases.models import Case
 from civicore.core.errors import ApplicationError, NotFound, PermissionDenied
+from civicore.core.files import private_file_response
 from civicore.core.pagination import paginate
 
 PAGE_SIZE = 25
@@ -125,9 +126,9 @@ def case_document(request: HttpRequest, case_id: int, document_id: uuid.UUID) ->
         document = selectors.document_for_officer(officer=officer, case=case, document_id=document_id)
     except NotFound as exc:
         raise Http404(str(exc)) from exc
-    return FileResponse(
-        document.file.open("rb"),
-        as_attachment=False,
+    return private_file_response(
+        document.file,
         filename=document.original_name,
         content_type=document.content_type,
+        as_attachment=False,
     )

@@ -14,6 +14,7 @@ from civicore.catalogue import selectors
 from civicore.catalogue.models import Procedure, Service
 from civicore.catalogue.search import MAX_QUERY_CHARS
 from civicore.core.pagination import paginate
+from civicore.core.schemas import ErrorOut
 
 router = Router(tags=["catalogue"])
 
@@ -146,12 +147,6 @@ class ProcedureDetailOut(ProcedureSummaryOut):
     eligibility: str
     source: str
     services: list[str] = Field(description="Codes of the e-services that deliver this procedure online.")
-
-
-class ErrorOut(Schema):
-    code: str
-    message: str
-    details: Any = None
 
 
 def _service_summary(service: Service) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from django.http import FileResponse, HttpRequest
 from ninja import File, Router, Schema
 from ninja.files import UploadedFile
 
+from civicore.core.schemas import ErrorOut
 from civicore.credentials.selectors import Verification, document_lookup, document_verify, result_for_download
 from civicore.credentials.services import FileTooLarge
 from civicore.credentials.views import pdf_response
@@ -25,12 +26,6 @@ class VerificationOut(Schema):
     issuer: str
     issued_at: dt.datetime | None
     reason: str
-
-
-class ErrorOut(Schema):
-    code: str
-    message: str
-    details: object | None = None
 
 
 def _out(result: Verification) -> VerificationOut:

@@ -11,6 +11,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from civicore.core.errors import NotFound, PermissionDenied
+from civicore.core.files import private_file_response
 from civicore.credentials.forms import CodeForm, UploadForm
 from civicore.credentials.models import ResultDocument
 from civicore.credentials.selectors import Verification, document_lookup, document_verify, result_for_download
@@ -69,11 +70,8 @@ def result_download(request: HttpRequest, public_id: uuid.UUID) -> FileResponse:
 
 def pdf_response(document: ResultDocument) -> FileResponse:
     """The signed PDF as a download that browsers and proxies must not keep."""
-    response = FileResponse(
-        document.file.open("rb"),
-        as_attachment=True,
+    return private_file_response(
+        document.file,
         filename=f"{document.application.reference or document.serial}.pdf",
         content_type="application/pdf",
     )
-    response["Cache-Control"] = "private, no-store"
-    return response
