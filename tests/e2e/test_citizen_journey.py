@@ -28,6 +28,9 @@ PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 
 
 def _totp(secret: str) -> str:
+    if time.time() % 30 > 25:
+        # Too close to the next step: the code could expire before the form is submitted.
+        time.sleep(30 - time.time() % 30 + 0.1)
     return format_hotp_value(hotp_value(secret, int(time.time()) // 30))
 
 
