@@ -2,7 +2,7 @@ from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.urls import include, path
 
-from civicore.core.views import healthz
+from civicore.core.views import healthz, jwks
 from config.api import api
 
 # Staff log in through the same password + second-factor flow as everyone else.
@@ -10,6 +10,7 @@ admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-a
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path(".well-known/jwks.json", jwks, name="jwks"),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),

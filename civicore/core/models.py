@@ -83,3 +83,27 @@ class BilingualNameMixin(models.Model):
         if (get_language() or "vi").startswith("en") and self.name_en:
             return self.name_en
         return self.name_vi
+
+
+class SigningKey(models.Model):
+    """A platform key that signs what Civicore sends to agencies (JWS person data, ID tokens,
+    webhook deliveries). Its private half is encrypted at rest; its public half is published in
+    the JWKS from creation until some time after it is retired, so signatures made just before a
+    rotation still verify."""
+
+    class Algorithm(models.TextChoices):
+        ES256 = "ES256"
+        EDDSA = "EdDSA"
+
+    kid = models.CharField(max_length=64, unique=True)
+    alg = models.CharField(max_length=10, choices=Algorithm.choices)
+    private_jwk = models.TextField()  # encrypted JSON, see civicore.core.jose
+    public_jwk = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now)
+    retired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.alg} {self.kid}"

@@ -13,3 +13,13 @@ def healthz(request: HttpRequest) -> JsonResponse:
     except Exception:
         return JsonResponse({"status": "error", "database": "unreachable"}, status=503)
     return JsonResponse({"status": "ok", "database": "ok"})
+
+
+@require_GET
+def jwks(request: HttpRequest) -> JsonResponse:
+    """The platform's public signing keys (RFC 7517), for agencies verifying what we sign."""
+    from civicore.core.jose import public_jwks
+
+    response = JsonResponse(public_jwks())
+    response["Cache-Control"] = "public, max-age=300"
+    return response

@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "civicore.cases",
     "civicore.credentials",
     "civicore.notify",
+    "civicore.registry",
     "civicore.portal",
 ]
 

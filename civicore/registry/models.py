@@ -1,0 +1,87 @@
+"""The agency registry: agency applications (systems) allowed to talk to Civicore, and the
+message log of what they exchanged.
+
+An AgencyApplication authenticates with its own keys (never a shared secret), may ask only for
+`allowed_items` for one of its `purposes`, and is told about changes to `subscribed_items` at its
+`webhook_url`. Every message with an agency system is kept in the MessageLogEntry table, signed
+bodies encrypted, and its digest sealed into the audit chain (X-Road's message log).
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from civicore.core.crypto import EncryptedTextField
+from civicore.core.models import BilingualNameMixin
+
+
+class AgencyApplication(BilingualNameMixin):
+    agency = models.ForeignKey("agencies.Agency", on_delete=models.PROTECT, related_name="applications")
+    client_id = models.SlugField(max_length=100, unique=True)
+    description_vi = models.TextField(blank=True)
+    description_en = models.TextField(blank=True)
+    redirect_uris = models.JSONField(default=list, blank=True)
+    jwks = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text=_("The application's public keys (JWK Set), used unless a URL is given"),
+    )
+    jwks_url = models.URLField(blank=True)
+    webhook_url = models.URLField(blank=True)
+    allowed_items = models.JSONField(default=list, blank=True)
+    purposes = models.JSONField(
+        default=list, blank=True, help_text=_('Stated purposes: [{"code", "name_vi", "name_en"}]')
+    )
+    subscribed_items = models.JSONField(default=list, blank=True)
+    is_agency_of_record = models.BooleanField(
+        default=False, help_text=_("May record verified values for its allowed items")
+    )
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["client_id"]
+
+    def purpose(self, code: str) -> dict[str, str] | None:
+        return next((p for p in self.purposes if p.get("code") == code), None)
+
+
+class MessageLogEntry(models.Model):
+    class Direction(models.TextChoices):
+        INBOUND = "in", _("Received from an agency system")
+        OUTBOUND = "out", _("Sent to an agency system")
+
+    at = models.DateTimeField(default=timezone.now)
+    application = models.ForeignKey(AgencyApplication, on_delete=models.PROTECT, related_name="messages")
+    direction = models.CharField(max_length=3, choices=Direction.choices)
+    operation = models.CharField(max_length=60)
+    message_id = models.CharField(max_length=200, help_text=_("jti, or the delivery's idempotency key"))
+    person = models.ForeignKey(
+        "identity.Person", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    items = models.JSONField(default=list, blank=True)
+    purpose = models.CharField(max_length=60, blank=True)
+    consent_id = models.CharField(max_length=64, blank=True)
+    status = models.PositiveSmallIntegerField()
+    request_digest = models.CharField(max_length=64)
+    response_digest = models.CharField(max_length=64, blank=True)
+    request_body = EncryptedTextField(blank=True)
+    response_body = EncryptedTextField(blank=True)
+    audit_entry = models.OneToOneField(
+        "audit.AuditEntry", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["application", "direction", "message_id"],
+                condition=models.Q(direction="in"),
+                name="registry_message_inbound_once",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.direction} {self.operation} {self.message_id}"
