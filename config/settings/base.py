@@ -44,6 +44,8 @@ INSTALLED_APPS = [
     "civicore.credentials",
     "civicore.notify",
     "civicore.registry",
+    "civicore.consent",
+    "civicore.exchange",
     "civicore.portal",
 ]
 
