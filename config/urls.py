@@ -17,6 +17,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("services/", include("civicore.catalogue.urls")),
     path("applications/", include("civicore.applications.urls")),
+    path("office/systems/", include("civicore.registry.urls")),
     path("office/", include("civicore.cases.urls")),
     path("verify/", include("civicore.credentials.urls")),
     path("results/", include("civicore.credentials.urls_results")),

@@ -268,3 +268,73 @@ def sign_response(payload: dict[str, Any], *, audience: str) -> str:
     body = {"iss": "civicore", "aud": audience, "iat": now, **payload}
     header = {"alg": "ES256", "kid": key.kid, "typ": "JWT"}
     return jws.serialize_compact(header, json.dumps(body, separators=(",", ":"), ensure_ascii=False), key)
+
+
+# Fields an agency's supervisors manage for their own applications. Access rights (allowed
+# items, purposes, agency of record) are granted by platform administrators, so an agency can
+# never widen its own access.
+OFFICER_EDITABLE = (
+    "name_vi",
+    "name_en",
+    "description_vi",
+    "description_en",
+    "redirect_uris",
+    "jwks",
+    "jwks_url",
+    "webhook_url",
+    "subscribed_items",
+    "active",
+)
+
+
+def _require_supervisor(officer: Any, app: AgencyApplication | None = None) -> None:
+    from civicore.agencies.models import Officer
+
+    if officer is None or not officer.active or officer.role != Officer.Role.SUPERVISOR:
+        raise PermissionDenied(_("Only an agency's supervisors manage its systems."), code="not_supervisor")
+    if app is not None and app.agency_id != officer.agency_id:
+        raise PermissionDenied(_("This system belongs to another agency."), code="other_agency")
+
+
+@transaction.atomic
+def agency_application_create_by_officer(*, officer: Any, slug: str, **fields: Any) -> AgencyApplication:
+    """A supervisor registers a new system for their agency; it starts with no access rights."""
+    _require_supervisor(officer)
+    unknown = set(fields) - set(OFFICER_EDITABLE)
+    if unknown:
+        raise PermissionDenied(
+            _("These settings are managed by platform administrators."), code="not_editable"
+        )
+    client_id = f"{officer.agency.code}-{slug}"[:100]
+    if AgencyApplication.objects.filter(client_id=client_id).exists():
+        raise ValidationFailed(
+            _("A system with this identifier already exists."), details={"slug": _("Choose another.")}
+        )
+    return agency_application_register(
+        actor=officer.user,
+        client_id=client_id,
+        agency=officer.agency,
+        allowed_items=[],
+        purposes=[],
+        **fields,
+    )
+
+
+@transaction.atomic
+def agency_application_update_by_officer(
+    *, officer: Any, application: AgencyApplication, **fields: Any
+) -> AgencyApplication:
+    """A supervisor changes their own agency's system, within the access rights it was granted."""
+    _require_supervisor(officer, application)
+    unknown = set(fields) - set(OFFICER_EDITABLE)
+    if unknown:
+        raise PermissionDenied(
+            _("These settings are managed by platform administrators."), code="not_editable"
+        )
+    locked = AgencyApplication.objects.select_for_update().get(pk=application.pk)
+    return agency_application_register(
+        actor=officer.user,
+        client_id=locked.client_id,
+        **{name: getattr(locked, name) for name in ("agency", "allowed_items", "purposes")},
+        **fields,
+    )
