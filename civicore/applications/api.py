@@ -8,7 +8,7 @@ from typing import Any
 
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
-from ninja import File, Form, Router, Schema, Status
+from ninja import Field, File, Form, Router, Schema, Status
 from ninja.files import UploadedFile
 
 from civicore.applications import selectors, services
@@ -41,6 +41,7 @@ class ApplicationOut(Schema):
     due_at: dt.datetime | None
     answers: dict[str, Any]
     prefilled: dict[str, Any]
+    prefill_consented_at: dt.datetime | None = None
     documents: list[DocumentOut]
     created_at: dt.datetime
     submitted_at: dt.datetime | None
@@ -66,6 +67,11 @@ class ApplicationIn(Schema):
     service: str
     answers: dict[str, Any] = {}
     submit: bool = False
+    use_profile: bool = Field(
+        True,
+        description="The citizen agrees that answers are filled from their verified profile for this "
+        "application (recorded with it). False: every answer comes from `answers`.",
+    )
 
 
 class AnswersIn(Schema):
@@ -119,6 +125,7 @@ def _out(application: Application, documents: list[Any] | None = None) -> dict[s
         "due_at": case.due_at if case else None,
         "answers": application.answers,
         "prefilled": application.prefill,
+        "prefill_consented_at": application.prefill_consented_at,
         "documents": [_document_out(d) for d in docs],
         "created_at": application.created_at,
         "submitted_at": application.submitted_at,
@@ -137,6 +144,7 @@ def file_application(request: HttpRequest, payload: ApplicationIn) -> Status[dic
         answers=payload.answers,
         submit=payload.submit,
         idempotency_key=request.headers.get("Idempotency-Key"),
+        use_profile=payload.use_profile,
     )
     # An application created by this call has no documents yet; a replayed key returns the
     # original, which may have gained some since.

@@ -33,6 +33,10 @@ class Application(models.Model):
     prefill = models.JSONField(
         default=dict, help_text="field -> {source, verified_at} for pre-filled answers"
     )
+    # The citizen's choice, per application, to fill answers from their verified profile:
+    # when they agreed and which profile items it covered. Null means they filled it in themselves.
+    prefill_consented_at = models.DateTimeField(null=True, blank=True)
+    prefill_items = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
     submitted_at = models.DateTimeField(null=True, blank=True)

@@ -78,9 +78,24 @@ def service_for_application(code: str) -> Service:
     return service
 
 
+def _consented_prefill(person: Person, definition: dict[str, Any], use_profile: bool) -> dict[str, Any]:
+    """Model fields for a new application: pre-filled answers and the consent that allowed them,
+    or nothing pre-filled when the citizen chose to type their answers."""
+    if not use_profile:
+        return {"answers": {}, "prefill": {}, "prefill_consented_at": None, "prefill_items": []}
+    answers, provenance = _prefill(person, definition)
+    return {
+        "answers": answers,
+        "prefill": provenance,
+        "prefill_consented_at": timezone.now(),
+        "prefill_items": sorted({p["item"] for p in provenance.values()}),
+    }
+
+
 @transaction.atomic
-def application_start(*, person: Person, service: Service) -> Application:
-    """Open a draft pre-filled from the citizen's verified profile; reuse an open draft."""
+def application_start(*, person: Person, service: Service, use_profile: bool = True) -> Application:
+    """Open a draft, pre-filled from the citizen's verified profile when they agree to it (the
+    consent is kept on the application); reuse an open draft."""
     version = service.current_version
     if version is None:
         raise NotFound(_("There is no online service with this code."), code="service_not_found")
@@ -93,11 +108,19 @@ def application_start(*, person: Person, service: Service) -> Application:
     )
     if existing is not None:
         return existing
-    answers, provenance = _prefill(person, version.definition)
     application = Application.objects.create(
-        applicant=person, service=service, service_version=version, answers=answers, prefill=provenance
+        applicant=person,
+        service=service,
+        service_version=version,
+        **_consented_prefill(person, version.definition, use_profile),
     )
-    audit.record(actor=person.user, action="application.start", subject=application, person=person)
+    audit.record(
+        actor=person.user,
+        action="application.start",
+        subject=application,
+        person=person,
+        details={"prefill_items": application.prefill_items},
+    )
     return application
 
 
@@ -257,7 +280,11 @@ def _after_filing(application: Application) -> None:
         subject=application,
         person=application.applicant,
         agency=case.agency,
-        details={"reference": application.reference, "version": application.service_version.number},
+        details={
+            "reference": application.reference,
+            "version": application.service_version.number,
+            "prefill_items": application.prefill_items,
+        },
     )
 
 
@@ -283,7 +310,13 @@ def application_submit(*, application: Application, answers: dict[str, Any] | No
 
 
 def application_file(
-    *, person: Person, service: Service, answers: dict[str, Any], submit: bool, idempotency_key: str | None
+    *,
+    person: Person,
+    service: Service,
+    answers: dict[str, Any],
+    submit: bool,
+    idempotency_key: str | None,
+    use_profile: bool = True,
 ) -> tuple[Application, bool]:
     """API: start an application with answers and optionally submit it, in one call and one
     transaction. Returns the application and whether this call created it: a retry with the same
@@ -299,14 +332,12 @@ def application_file(
     with transaction.atomic():
         if idempotency_key and not _claim_idempotency_key(person, idempotency_key, public_id):
             return _idempotent_result(person, service, idempotency_key), False
-        prefilled, provenance = _prefill(person, version.definition)
         application = Application(
             public_id=public_id,
             applicant=person,
             service=service,
             service_version=version,
-            answers=prefilled,
-            prefill=provenance,
+            **_consented_prefill(person, version.definition, use_profile),
         )
         application.answers = _merge(application, answers)
         if submit:
@@ -318,7 +349,13 @@ def application_file(
         if submit:
             _after_filing(application)
         else:
-            audit.record(actor=person.user, action="application.start", subject=application, person=person)
+            audit.record(
+                actor=person.user,
+                action="application.start",
+                subject=application,
+                person=person,
+                details={"prefill_items": application.prefill_items},
+            )
         return application, True
 
 

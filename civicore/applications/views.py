@@ -49,7 +49,12 @@ def application_start(request: HttpRequest, code: str) -> HttpResponse:
         service = services.service_for_application(code)
     except NotFound as exc:
         raise Http404(str(exc)) from exc
-    application = services.application_start(person=_person(request), service=service)
+    # The button the citizen pressed is their choice for this application; only an explicit "0"
+    # declines, so a start without the field keeps the pre-filled form the service page described.
+    use_profile = request.POST.get("use_profile", "1") != "0"
+    application = services.application_start(
+        person=_person(request), service=service, use_profile=use_profile
+    )
     return redirect("applications:detail", public_id=application.public_id)
 
 

@@ -149,3 +149,29 @@ def test_unknown_id_is_404_and_officer_is_not_a_citizen():
     officer = make_officer()
     response = _client(officer.user).get("/api/v1/applications")
     assert response.status_code == 403 and response.json()["code"] == "not_a_citizen"
+
+
+def test_without_consent_nothing_is_prefilled_and_the_choice_is_kept():
+    person = make_citizen()
+    client = _client(person.user)
+    service = make_service(documents=[])
+    declined = client.post(
+        "/api/v1/applications",
+        {"service": service.code, "answers": {}, "use_profile": False},
+        content_type="application/json",
+    )
+    assert declined.status_code == 201, declined.content
+    assert declined.json()["prefilled"] == {} and declined.json()["prefill_consented_at"] is None
+    agreed = client.post(
+        "/api/v1/applications", {"service": service.code, "answers": {}}, content_type="application/json"
+    )
+    assert agreed.json()["prefilled"] and agreed.json()["prefill_consented_at"]
+    stored = Application.objects.get(public_id=agreed.json()["id"])
+    assert stored.prefill_items == sorted({p["item"] for p in stored.prefill.values()})
+    # Without consent a submission must carry every answer itself, so the form reports what is missing.
+    refused = client.post(
+        "/api/v1/applications",
+        {"service": service.code, "answers": {}, "use_profile": False, "submit": True},
+        content_type="application/json",
+    )
+    assert refused.status_code == 422

@@ -101,3 +101,26 @@ def test_anonymous_is_sent_to_login():
     application = make_submitted(make_citizen())
     response = Client().get(f"/applications/{application.public_id}/")
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_prefill_needs_the_citizens_choice_and_it_is_recorded_per_application(client) -> None:  # type: ignore[no-untyped-def]
+    from civicore.audit.models import AuditEntry
+
+    citizen = make_citizen()
+    client.force_login(citizen.user)
+    service = make_service(documents=[])
+    declined = client.post(f"/applications/start/{service.code}/", {"use_profile": "0"})
+    application = Application.objects.get(public_id=declined["Location"].rstrip("/").split("/")[-1])
+    assert application.prefill == {} and application.answers == {}
+    assert application.prefill_consented_at is None and application.prefill_items == []
+    page = client.get(declined["Location"], HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "You agreed on" not in page
+    agreed = client.post(f"/applications/start/{make_service(documents=[]).code}/", {"use_profile": "1"})
+    application = Application.objects.get(public_id=agreed["Location"].rstrip("/").split("/")[-1])
+    assert application.prefill_consented_at is not None
+    assert application.prefill_items == sorted({p["item"] for p in application.prefill.values()})
+    assert application.prefill_items  # the test service pre-fills at least one item
+    entry = AuditEntry.objects.get(action="application.start", subject_id=str(application.pk))
+    assert entry.details["prefill_items"] == application.prefill_items
+    page = client.get(agreed["Location"], HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "You agreed on" in page
