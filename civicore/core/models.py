@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 from django.db import models
 from django.utils import timezone
 
@@ -107,3 +109,35 @@ class SigningKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.alg} {self.kid}"
+
+
+def new_data_key_id() -> str:
+    """16 random hex characters: never reused, so a process may cache an unwrapped key by its id
+    for its whole life (a sequence would hand a rolled-back key's id to a different key)."""
+    return secrets.token_hex(8)
+
+
+class DataKey(models.Model):
+    """A data-encryption key (DEK) that seals personal data, stored only wrapped under a
+    key-encryption key (KEK) from FIELD_ENCRYPTION_KEYS, whose id it records. Rows are never
+    deleted: every encrypted value names the DEK that sealed it. At most one is active (seals new
+    values); rotating the KEK re-wraps these rows and leaves the data untouched."""
+
+    id = models.CharField(primary_key=True, max_length=16, default=new_data_key_id, editable=False)
+    wrapped_key = models.TextField()  # base64(nonce + AES-GCM(KEK, DEK)), see civicore.core.crypto
+    kek_id = models.CharField(max_length=64)
+    active = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "id"]
+        constraints = [
+            # Two processes creating the first key at once: the second insert fails and that
+            # process uses the winner's key instead.
+            models.UniqueConstraint(
+                fields=["active"], condition=models.Q(active=True), name="core_datakey_one_active"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} ({'active, ' if self.active else ''}wrapped under {self.kek_id})"

@@ -51,7 +51,7 @@ def test_answers_are_encrypted_at_rest():
     with connection.cursor() as cursor:
         cursor.execute("SELECT answers FROM applications_application WHERE id = %s", [application.pk])
         raw = cursor.fetchone()[0]
-    assert "Tên Bí Mật" not in raw and raw.startswith("enc1:")
+    assert "Tên Bí Mật" not in raw and raw.startswith("enc2:")
 
 
 def test_submit_files_one_case_audit_and_notification():
