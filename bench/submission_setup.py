@@ -24,6 +24,7 @@ django.setup()
 
 from django.db import transaction  # noqa: E402
 
+from civicore.agencies.models import Agency  # noqa: E402
 from civicore.catalogue.services import agencies_load, service_load  # noqa: E402
 from civicore.core.errors import ValidationFailed  # noqa: E402
 from civicore.identity.models import User  # noqa: E402
@@ -59,6 +60,7 @@ def main(tokens_path: Path, citizens: int) -> None:
         # The definition format may have moved on; say what no longer fits.
         raise SystemExit(f"The benchmark's service definition is not valid: {exc.details}") from exc
 
+    population_register = Agency.objects.get(code=AGENCY_CODE)
     secrets = []
     with transaction.atomic():  # one commit for the pool instead of one per citizen
         for n in range(citizens):
@@ -75,7 +77,7 @@ def main(tokens_path: Path, citizens: int) -> None:
                 full_name=f"Nguyễn Văn {n}",
                 date_of_birth=dt.date(1990, 5, 17),
                 address=f"{n} Đường Lê Lợi, xã An Bình",
-                source="National Population Database",
+                agency=population_register,
             )
             _token, secret = api_token_create(user=user, name="benchmark")
             secrets.append(secret)

@@ -23,5 +23,6 @@ urlpatterns = [
     path("results/", include("civicore.credentials.urls_results")),
     path("inbox/", include("civicore.notify.urls")),
     path("my-data/", include("civicore.audit.urls")),
+    path("my-profile/", include("civicore.identity.urls")),
     path("", include("civicore.portal.urls")),
 ]

@@ -55,7 +55,7 @@ class NotEditable(Conflict):
 
 
 def _prefill(person: Person, definition: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    items = {item.key: item for item in person.items.all()}
+    items = {item.key: item for item in person.items.select_related("agency")}
     answers: dict[str, Any] = {}
     provenance: dict[str, Any] = {}
     for field, key in (definition.get("prefill") or {}).items():
@@ -65,7 +65,7 @@ def _prefill(person: Person, definition: dict[str, Any]) -> tuple[dict[str, Any]
         answers[field] = item.value
         provenance[field] = {
             "item": key,
-            "source": item.source,
+            "source": item.source_label,
             "verified_at": item.verified_at.isoformat() if item.verified_at else None,
         }
     return answers, provenance

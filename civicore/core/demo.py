@@ -1,5 +1,8 @@
 """Demo data: a province with its agencies, the imported catalogue, the online services, and
 people to log in as (citizens and one officer per agency), each with a TOTP second factor.
+Citizens' profiles carry realistic provenance: identity from the Ministry of Public Security's
+population database, marital status from the civil-status register, vehicles from the police,
+and education and a current address they declared themselves.
 
 The demo secrets are fixed so the printed logins keep working across reloads. Never load the
 demo into a real installation.
@@ -19,8 +22,13 @@ from django.db import transaction
 
 from civicore.agencies.models import Agency, Officer
 from civicore.catalogue import services as catalogue
-from civicore.identity.models import User
-from civicore.identity.services import person_find_by_national_id, person_register
+from civicore.identity.models import Person, User
+from civicore.identity.services import (
+    person_find_by_national_id,
+    person_register,
+    profile_item_declare,
+    profile_items_record,
+)
 
 SERVICES_DIR = Path(catalogue.__file__).resolve().parent / "data" / "services"
 DEMO_PASSWORD = "Civicore-demo-2026"  # noqa: S105 - published demo credential
@@ -54,6 +62,71 @@ CITIZENS = [
     ),
 ]
 
+PHONES = {"079090001234": "0901234567", "079192005678": "0912345678"}
+
+# The national register of identity; the other agencies come from the catalogue's agencies.yaml.
+POPULATION_REGISTER = {
+    "code": "bo-cong-an",
+    "name_vi": "Bộ Công an",
+    "name_en": "Ministry of Public Security",
+    "level": Agency.Level.NATIONAL,
+}
+CIVIL_STATUS_REGISTER = "so-tu-phap"
+VEHICLE_REGISTER = "cong-an-xa-an-binh"
+
+# What each demo citizen's profile holds beyond registration, by national ID:
+# (agency code or "declared", {item: value}).
+PROFILES: dict[str, list[tuple[str, dict[str, object]]]] = {
+    "079090001234": [
+        (
+            POPULATION_REGISTER["code"],
+            {
+                "household_members": [
+                    {"name": "Nguyễn Văn An", "relationship": "head", "date_of_birth": "1990-05-17"},
+                    {"name": "Lê Thị Hoa", "relationship": "spouse", "date_of_birth": "1991-08-02"},
+                    {"name": "Nguyễn Minh Khang", "relationship": "child", "date_of_birth": "2019-03-12"},
+                ],
+            },
+        ),
+        (CIVIL_STATUS_REGISTER, {"marital_status": "married"}),
+        (VEHICLE_REGISTER, {"vehicle": [{"plate": "93H1-123.45", "kind": "motorbike"}]}),
+        (
+            "declared",
+            {
+                "education": {"level": "bachelor", "institution": "Trường Đại học Cần Thơ", "year": 2012},
+                "current_address": "Số 8 hẻm 14 đường Trần Phú, xã An Bình, tỉnh Bình An",
+            },
+        ),
+    ],
+    "079192005678": [
+        (
+            POPULATION_REGISTER["code"],
+            {
+                "household_members": [
+                    {"name": "Trần Văn Bảo", "relationship": "head", "date_of_birth": "1965-01-20"},
+                    {"name": "Trần Thị Bình", "relationship": "child", "date_of_birth": "1992-11-03"},
+                ],
+            },
+        ),
+        (CIVIL_STATUS_REGISTER, {"marital_status": "single"}),
+        (
+            VEHICLE_REGISTER,
+            {
+                "vehicle": [
+                    {"plate": "93B2-456.78", "kind": "motorbike"},
+                    {"plate": "93A-012.34", "kind": "car"},
+                ]
+            },
+        ),
+        (
+            "declared",
+            {
+                "education": {"level": "upper_secondary", "institution": "Trường THPT An Bình", "year": 2010},
+            },
+        ),
+    ],
+}
+
 OFFICER_SECRET = "MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U"  # noqa: S105 - published demo credential
 
 
@@ -75,6 +148,16 @@ def _user(email: str, name: str, *, staff: bool = False) -> User:
     return user
 
 
+def _profile(person: Person, entries: list[tuple[str, dict[str, object]]]) -> None:
+    """Record the demo profile; loading again changes nothing but the verification dates."""
+    for source, values in entries:
+        if source == "declared":
+            for key, value in values.items():
+                profile_item_declare(person=person, key=key, value=value)
+        else:
+            profile_items_record(person=person, values=dict(values), agency=Agency.objects.get(code=source))
+
+
 @transaction.atomic
 def load() -> list[DemoLogin]:
     catalogue.agencies_load()
@@ -82,19 +165,25 @@ def load() -> list[DemoLogin]:
     for path in sorted(SERVICES_DIR.glob("*.yaml")):
         catalogue.service_load(definition=yaml.safe_load(path.read_text(encoding="utf-8")))
 
+    population, _created = Agency.objects.update_or_create(
+        code=POPULATION_REGISTER["code"],
+        defaults={k: v for k, v in POPULATION_REGISTER.items() if k != "code"},
+    )
     logins: list[DemoLogin] = []
     for email, name, national_id, born, address, secret in CITIZENS:
         user = _user(email, name)
-        if person_find_by_national_id(national_id) is None:
-            person_register(
+        person = person_find_by_national_id(national_id)
+        if person is None:
+            person = person_register(
                 user=user,
                 national_id=national_id,
                 full_name=name,
                 date_of_birth=born,
                 address=address,
-                source="Cơ sở dữ liệu quốc gia về dân cư (National Population Database)",
-                extra={"phone": "0901234567", "gender": "male" if "Văn" in name else "female"},
+                agency=population,
+                extra={"phone": PHONES[national_id], "gender": "male" if "Văn" in name else "female"},
             )
+        _profile(person, PROFILES.get(national_id, []))
         _totp(user, secret)
         logins.append(DemoLogin("citizen", email, DEMO_PASSWORD, secret, name))
 

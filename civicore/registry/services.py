@@ -147,7 +147,7 @@ def signed_request_verify(*, token: str | bytes, audience: str) -> tuple[AgencyA
     try:
         unverified = jws.extract_compact(token.encode())
         claims = json.loads(unverified.payload)
-    except (JoseError, ValueError, UnicodeDecodeError) as exc:
+    except (JoseError, ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise Unauthenticated(
             _("The request is not a signed JSON message."), code="malformed_request"
         ) from exc

@@ -6,6 +6,7 @@ from typing import Any
 import factory
 from allauth.account.models import EmailAddress
 
+from civicore.agencies.models import Agency
 from civicore.identity.models import Person, User
 from civicore.identity.services import person_register
 
@@ -30,6 +31,32 @@ class UserFactory(factory.django.DjangoModelFactory):
 
 
 _national_ids = iter(range(1, 10**9))
+_agencies = iter(range(1, 10**9))
+
+
+def population_register() -> Agency:
+    """The agency of record for identity in tests."""
+    agency, _created = Agency.objects.get_or_create(
+        code="population-register",
+        defaults={
+            "name_vi": "Cơ sở dữ liệu quốc gia về dân cư",
+            "name_en": "National Population Database",
+            "level": Agency.Level.NATIONAL,
+        },
+    )
+    return agency
+
+
+def make_register(name_en: str = "", name_vi: str = "") -> Agency:
+    """Another agency of record (civil status, vehicles, ...)."""
+    n = next(_agencies)
+    return Agency.objects.create(
+        code=f"register-{n}", name_vi=name_vi or f"Cơ quan đăng ký {n}", name_en=name_en or f"Register {n}"
+    )
+
+
+def next_national_id() -> str:
+    return f"0790{next(_national_ids):08d}"
 
 
 def make_citizen(**user_kwargs: Any) -> Person:
@@ -37,9 +64,9 @@ def make_citizen(**user_kwargs: Any) -> Person:
     user = UserFactory(**user_kwargs)
     return person_register(
         user=user,
-        national_id=f"0790{next(_national_ids):08d}",
+        national_id=next_national_id(),
         full_name=user.full_name or "Nguyễn Văn An",
         date_of_birth=dt.date(1990, 5, 17),
         address="12 Đường Lê Lợi, xã An Bình",
-        source="National Population Database",
+        agency=population_register(),
     )

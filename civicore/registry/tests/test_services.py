@@ -155,3 +155,12 @@ def test_platform_signatures_verify_with_the_published_jwks_through_a_rotation(c
     assert all("d" not in k for k in published["keys"])  # never a private part
     for token in (first, second):
         assert json.loads(jws.deserialize_compact(token, verification_keys()).payload)["aud"] == "app-1"
+
+
+def test_deeply_nested_payload_is_refused_not_crashed() -> None:
+    app, key = make_application()
+    nested = "[" * 100_000 + "]" * 100_000
+    token = jws.serialize_compact({"alg": "ES256", "kid": key.kid}, nested, key)
+    with pytest.raises(Unauthenticated) as exc:
+        signed_request_verify(token=token, audience=AUD)
+    assert exc.value.code == "malformed_request"
