@@ -65,6 +65,7 @@ def _mount() -> None:
     api.add_router("/cases", cases_router)
     api.add_router("/credentials", credentials_router)
     api.add_router("/notifications", notify_router)
+    api.add_router("/consent", "civicore.consent.api.router")
     api.add_router("/exchange", "civicore.identity.exchange_api.router")
 
 

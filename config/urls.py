@@ -22,6 +22,7 @@ urlpatterns = [
     path("verify/", include("civicore.credentials.urls")),
     path("results/", include("civicore.credentials.urls_results")),
     path("inbox/", include("civicore.notify.urls")),
+    path("", include("civicore.consent.urls")),
     path("my-data/", include("civicore.audit.urls")),
     path("my-profile/", include("civicore.identity.urls")),
     path("", include("civicore.portal.urls")),

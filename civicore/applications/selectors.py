@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
 from civicore.applications.models import Application, ApplicationDocument
@@ -50,6 +51,8 @@ def form_fields(application: Application, errors: dict[str, str] | None = None) 
     for spec in definition["form"]["fields"]:
         name = spec["name"]
         provenance = application.prefill.get(name)
+        if provenance and provenance.get("source_en") and (get_language() or "vi").startswith("en"):
+            provenance = {**provenance, "source": provenance["source_en"]}
         fields.append(
             {
                 "name": name,

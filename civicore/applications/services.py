@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import UploadedFile
 from django.db import connection, transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from civicore.applications.answers import clean_answers, validate_answers
@@ -63,9 +63,16 @@ def _prefill(person: Person, definition: dict[str, Any]) -> tuple[dict[str, Any]
         if item is None:
             continue
         answers[field] = item.value
+        # Both names are kept, so the page shows the source in whichever language is read later.
+        with translation.override("vi"):
+            source_vi = item.source_label
+        with translation.override("en"):
+            source_en = item.source_label
         provenance[field] = {
             "item": key,
-            "source": item.source_label,
+            "source": source_vi,
+            "source_en": source_en,
+            "agency": item.agency.code if item.agency else None,
             "verified_at": item.verified_at.isoformat() if item.verified_at else None,
         }
     return answers, provenance

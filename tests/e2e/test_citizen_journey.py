@@ -82,7 +82,7 @@ def test_citizen_applies_officer_decides_citizen_verifies(browser, live_server, 
 
     # Pre-filled from the verified profile, with its source shown.
     assert citizen.input_value("#field-applicant_full_name") == CITIZEN_NAME
-    assert "National Population Database" in citizen.inner_text("#field-applicant_full_name-source")
+    assert "Bộ Công an" in citizen.inner_text("#field-applicant_full_name-source")
 
     # A draft survives leaving the page.
     citizen.fill("#field-child_full_name", "Nguyễn Thị Hoa")

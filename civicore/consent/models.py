@@ -1,0 +1,118 @@
+"""Consents a citizen gives an agency application, and the OAuth artefacts that carry them.
+
+A Consent names the items, the purpose and how long; it is checked on every read, so revoking it
+or letting it expire stops the agency at once. Authorization codes and access tokens are kept
+only as SHA-256 hashes, are short-lived, and each belongs to exactly one consent.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import get_language
+from django.utils.translation import gettext_lazy as _
+
+
+class Consent(models.Model):
+    class Ending(models.TextChoices):
+        REVOKED = "revoked", _("Withdrawn")
+        REPLACED = "replaced", _("Replaced by a newer consent")
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    person = models.ForeignKey("identity.Person", on_delete=models.PROTECT, related_name="consents")
+    application = models.ForeignKey(
+        "registry.AgencyApplication", on_delete=models.PROTECT, related_name="consents"
+    )
+    items = models.JSONField(default=list, help_text=_("Profile item keys the application may read"))
+    purpose = models.CharField(max_length=60)
+    # The purpose as the citizen read it on the consent screen, kept even if the registry changes.
+    purpose_name_vi = models.CharField(max_length=300)
+    purpose_name_en = models.CharField(max_length=300, blank=True)
+    granted_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    ended_because = models.CharField(max_length=20, choices=Ending.choices, blank=True)
+
+    class Meta:
+        ordering = ["-granted_at", "-id"]
+        indexes = [models.Index(fields=["person", "-granted_at"], name="consent_person_granted")]
+
+    def __str__(self) -> str:
+        return f"{self.public_id} ({self.application_id}, {self.purpose})"
+
+    @property
+    def purpose_name(self) -> str:
+        if (get_language() or "vi").startswith("en") and self.purpose_name_en:
+            return self.purpose_name_en
+        return self.purpose_name_vi
+
+    def is_active(self, at: datetime | None = None) -> bool:
+        return self.revoked_at is None and self.expires_at > (at or timezone.now())
+
+    @property
+    def status(self) -> str:
+        if self.revoked_at is not None:
+            return self.ended_because or self.Ending.REVOKED
+        return "active" if self.is_active() else "expired"
+
+
+class AuthorizationCode(models.Model):
+    """One authorization code: single use, bound to its client, redirect URI and PKCE challenge."""
+
+    code_hash = models.CharField(max_length=64, unique=True)
+    application = models.ForeignKey("registry.AgencyApplication", on_delete=models.CASCADE, related_name="+")
+    consent = models.ForeignKey(Consent, on_delete=models.CASCADE, related_name="codes")
+    redirect_uri = models.CharField(max_length=2000)
+    scope = models.CharField(max_length=1000)
+    code_challenge = models.CharField(max_length=128)
+    code_challenge_method = models.CharField(max_length=10)
+    issued_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"code for consent {self.consent_id}"
+
+    # What Authlib's AuthorizationCodeMixin asks of a code.
+    def get_redirect_uri(self) -> str:
+        return self.redirect_uri
+
+    def get_scope(self) -> str:
+        return self.scope
+
+
+class AccessToken(models.Model):
+    """An opaque bearer token; only its SHA-256 is stored. Valid only while its consent is."""
+
+    token_hash = models.CharField(max_length=64, unique=True)
+    application = models.ForeignKey("registry.AgencyApplication", on_delete=models.CASCADE, related_name="+")
+    consent = models.ForeignKey(Consent, on_delete=models.CASCADE, related_name="tokens")
+    code = models.ForeignKey(
+        AuthorizationCode, null=True, blank=True, on_delete=models.SET_NULL, related_name="tokens"
+    )
+    scope = models.CharField(max_length=1000)
+    issued_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"token for consent {self.consent_id}"
+
+
+class ClientAssertionUse(models.Model):
+    """A client assertion's jti, kept until the assertion expires so it cannot be replayed."""
+
+    application = models.ForeignKey("registry.AgencyApplication", on_delete=models.CASCADE, related_name="+")
+    jti = models.CharField(max_length=200)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["application", "jti"], name="consent_assertion_jti_once")
+        ]
+
+    def __str__(self) -> str:
+        return self.jti
