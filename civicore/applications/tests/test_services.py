@@ -20,7 +20,13 @@ def test_start_prefills_from_verified_profile_with_provenance():
     application = services.application_start(person=person, service=make_service())
     assert application.answers["applicant_full_name"] == "Lê Văn Cường"
     assert application.answers["applicant_national_id"] == person.national_id
-    assert application.prefill["applicant_full_name"]["source"] == "National Population Database"
+    provenance = application.prefill["applicant_full_name"]
+    # The agency's name in both languages: the page shows the one the citizen reads.
+    assert (provenance["source"], provenance["source_en"]) == (
+        "Cơ sở dữ liệu quốc gia về dân cư",
+        "National Population Database",
+    )
+    assert provenance["agency"]
     assert application.prefill["applicant_full_name"]["verified_at"]
 
 
