@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "civicore.registry",
     "civicore.consent",
     "civicore.exchange",
+    "civicore.organisations",
     "civicore.portal",
 ]
 
