@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 ENVFILE := $(CIVICORE_VAR_DIR)/secrets.env
 WITH_ENV := set -a && source $(ENVFILE) && set +a &&
 
-.PHONY: demo install install-dev test lint bench chromium clean
+.PHONY: demo install install-dev test lint bench bench-fanout bench-tokens chromium clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,9 @@ lint: install-dev
 
 bench: install-dev
 	$(BIN)/python bench/submission.py
+	$(BIN)/python bench/fanout.py
+bench-fanout: install-dev
+	$(BIN)/python bench/fanout.py
 
 clean:
 	rm -rf $(VENV) var

@@ -18,6 +18,7 @@ urlpatterns = [
     path("services/", include("civicore.catalogue.urls")),
     path("applications/", include("civicore.applications.urls")),
     path("office/systems/", include("civicore.registry.urls")),
+    path("", include("civicore.exchange.urls")),  # /office/deliveries/, /my-data/changes/
     path("office/", include("civicore.cases.urls")),
     path("verify/", include("civicore.credentials.urls")),
     path("results/", include("civicore.credentials.urls_results")),
