@@ -1,4 +1,14 @@
+from typing import Any
+
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+def _create_cache_table(sender: Any, using: str = "default", **kwargs: Any) -> None:
+    """The embedded cache is a database table (CACHE_URL unset); `migrate` creates it."""
+    from django.core.management import call_command
+
+    call_command("createcachetable", database=using, verbosity=0)
 
 
 class CoreConfig(AppConfig):
@@ -7,6 +17,7 @@ class CoreConfig(AppConfig):
     verbose_name = "Core"
 
     def ready(self) -> None:
-        from civicore.core import jobs
+        from civicore.core import auth_protection, jobs  # noqa: F401 - auth_protection connects its signals
 
         jobs.autodiscover()
+        post_migrate.connect(_create_cache_table, sender=self, dispatch_uid="civicore.core.cache_table")

@@ -8,6 +8,7 @@ and every message after authentication, answered or refused, is kept in the mess
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from django.utils.translation import gettext as _
 from ninja import Router
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from civicore.core import throttle
 from civicore.core.errors import ApplicationError, NotFound, PermissionDenied, ValidationFailed
 from civicore.identity import items as item_registry
 from civicore.identity.models import Person, ProfileItem
@@ -34,6 +36,7 @@ from civicore.registry.services import (
 )
 
 router = Router(tags=["exchange"], auth=None)
+THROTTLE_SCOPE = "agency_api"
 
 MAX_BODY_BYTES = 64 * 1024
 JOSE = "application/jose"
@@ -139,6 +142,17 @@ def _read_body(request: HttpRequest) -> str:
         ) from exc
 
 
+def _claimed_client(body: str) -> str | None:
+    """The client_id (iss) a compact JWS claims, unverified: a throttle key, nothing more."""
+    try:
+        payload = body.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError, RecursionError):
+        return None
+    iss = claims.get("iss") if isinstance(claims, dict) else None
+    return iss[:200] if isinstance(iss, str) and iss else None
+
+
 @dataclass
 class _Message:
     """What the message log keeps about a request besides its body."""
@@ -154,14 +168,41 @@ def _exchange(
     request: HttpRequest, *, operation: str, answer: Callable[[_Message], dict[str, Any]]
 ) -> HttpResponse:
     """Authenticate, answer and log one signed request. The answer and its log entry commit
-    together; a refusal is logged on its own and then raised as the JSON error."""
-    body = _read_body(request)
+    together; a refusal is logged on its own and then raised as the JSON error.
+
+    Requests that do not authenticate are throttled per address and per claimed client_id
+    (civicore.core.throttle); an address that has sent a verified request for a client answers
+    only for its own failures, so nobody else can lock the agency's system out."""
+    address = throttle.client_address(request)
     try:
-        app, claims = signed_request_verify(token=body, audience=request.build_absolute_uri(request.path))
-    except RecursionError as exc:  # absurdly nested JSON in the payload
-        raise Unauthenticated(
-            _("The request is not a signed JSON message."), code="malformed_request"
-        ) from exc
+        body = _read_body(request)
+    except ApplicationError:
+        # Nothing names a client yet: only the address counts, and a locked one hears so.
+        decision = throttle.check(THROTTLE_SCOPE, {"address": address})
+        if decision.allowed:
+            decision = throttle.fail(THROTTLE_SCOPE, {"address": address})
+        if not decision.allowed:
+            return throttle.api_response(decision)
+        raise
+    claimed = _claimed_client(body)
+    keys = throttle.keys_for(subject=claimed, address=address, realm=THROTTLE_SCOPE)
+    audit_details = {"address": address, "client_id": claimed}
+    decision = throttle.check(THROTTLE_SCOPE, keys, details=audit_details)
+    if not decision.allowed:
+        return throttle.api_response(decision)
+    try:
+        try:
+            app, claims = signed_request_verify(token=body, audience=request.build_absolute_uri(request.path))
+        except RecursionError as exc:  # absurdly nested JSON in the payload
+            raise Unauthenticated(
+                _("The request is not a signed JSON message."), code="malformed_request"
+            ) from exc
+    except Unauthenticated:
+        throttle.fail(THROTTLE_SCOPE, keys, details=audit_details)
+        raise
+    throttle.succeed(THROTTLE_SCOPE, keys)
+    if "source" not in keys:
+        throttle.trust(THROTTLE_SCOPE, subject=app.client_id, address=address)
     message = _Message(application=app, claims=claims)
     try:
         with transaction.atomic():
@@ -170,6 +211,7 @@ def _exchange(
             _log(message, operation=operation, body=body, status=200, response=token)
     except ApplicationError as exc:
         if exc.code == "replayed_request":
+            throttle.fail(THROTTLE_SCOPE, keys, details=audit_details)
             raise
         error = json.dumps({"code": exc.code, "message": exc.message, "details": exc.details}, default=str)
         with transaction.atomic():

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 from config.env import env_bool, env_int, env_list, env_str
@@ -33,6 +34,7 @@ INSTALLED_APPS = [
     "allauth",
     "allauth.account",
     "allauth.mfa",
+    "allauth.usersessions",
     "ninja",
     "civicore.core",
     "civicore.identity",
@@ -61,7 +63,11 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "civicore.identity.middleware.SessionActivityMiddleware",
+    "civicore.identity.middleware.BackOfficeSecondFactorMiddleware",
     "civicore.core.middleware.SecurityHeadersMiddleware",
+    # Last, so that its 429 page gets the headers above and forged posts never reach it.
+    "civicore.core.middleware.LoginProtectionMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -107,29 +113,59 @@ AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
     "allauth.account.auth_backends.AuthenticationBackend",
 ]
+# Argon2id for new and changed passwords; older PBKDF2 hashes still verify and are rehashed
+# with Argon2 at the next successful login.
 PASSWORD_HASHERS = [
-    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
     "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
 ]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    {"NAME": "civicore.identity.passwords.BreachedPasswordValidator"},
+    {"NAME": "civicore.identity.passwords.MaximumLengthValidator"},
 ]
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "portal:home"
 
-# django-allauth: e-mail login, TOTP second factor.
+# django-allauth: e-mail login; TOTP or a passkey as second factor; passkeys also log in alone.
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+# Sign-up also asks for the national ID (the person starts at assurance level 1) and a phone.
+ACCOUNT_FORMS = {"signup": "civicore.identity.forms.SignupForm"}
 ACCOUNT_EMAIL_VERIFICATION = "mandatory"
 ACCOUNT_LOGOUT_ON_GET = False
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = False
-ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,5/5m/key"}
+# allauth's rate limits are the first, short-window layer, per address. The per-account lockout is
+# civicore.core.throttle's (docs/decisions/0014): it spares devices that signed in before, where
+# allauth's per-account "5/5m/key" would let anyone keep an account's owner locked out.
+ACCOUNT_RATE_LIMITS = {
+    "login": "30/m/ip",
+    "login_failed": "10/m/ip",
+    "signup": "20/m/ip",
+    "reset_password": "20/m/ip,5/m/key",
+    "reset_password_from_key": "20/m/ip",
+    "reauthenticate": "10/m/user",
+    "confirm_email": "1/3m/key",
+}
+# Proxies of ours in front of Civicore (0: none, REMOTE_ADDR is the client). With N, the client is
+# the N-th address from the right of X-Forwarded-For, and X-Forwarded-Proto is believed.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+ALLAUTH_TRUSTED_PROXY_COUNT = TRUSTED_PROXY_COUNT
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if SITE_URL.startswith("https") else "http"
-MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_SUPPORTED_TYPES = ["totp", "webauthn", "recovery_codes"]
 MFA_TOTP_ISSUER = "Civicore"
+MFA_PASSKEY_LOGIN_ENABLED = True
+# allauth.usersessions lists each login's sessions; civicore.identity.middleware notes when they
+# were last seen, at most every few minutes rather than on every request as allauth would.
+USERSESSIONS_TRACK_ACTIVITY = False
+# Sign-up attempts that check a national ID number, per client IP address and hour: whether a
+# number is already registered must not be learnt by trying many.
+SIGNUP_NATIONAL_ID_CHECKS_PER_HOUR = 10
+# Officers and staff use these with a second factor only (civicore.identity.middleware).
+BACK_OFFICE_PATH_PREFIXES = ["/office/", "/admin/", "/api/v1/cases"]
 
 LANGUAGE_CODE = "vi"
 LANGUAGES = [("vi", _("Vietnamese")), ("en", _("English"))]
@@ -182,6 +218,12 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = SITE_URL.startswith("https")
 CSRF_COOKIE_SECURE = SITE_URL.startswith("https")
+# Over HTTPS the __Host- prefix binds the cookies to this exact host, HTTPS and path /: a subdomain
+# or a plain-HTTP page cannot set or overwrite them.
+SESSION_COOKIE_NAME = "__Host-sessionid" if SESSION_COOKIE_SECURE else "sessionid"
+CSRF_COOKIE_NAME = "__Host-csrftoken" if CSRF_COOKIE_SECURE else "csrftoken"
+# Pages hand the token to forms and to htmx (hx-headers in base.html); no script reads the cookie.
+CSRF_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = 60 * 60 * 8
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
@@ -199,17 +241,27 @@ LOGGING = {
 MEDIA_ROOT = PRIVATE_STORAGE_DIR
 MEDIA_URL = "/private/"
 
-# Shared cache for login rate limits and one-time-code replay protection. The file cache is
-# shared by all processes on one machine; several machines need REDIS_URL.
+# Shared cache for sign-in throttling (civicore.core.throttle), allauth's rate limits and
+# one-time-code replay protection; every web and worker process must see the same one.
+# CACHE_URL: unset or db:// = a table in the database (`civicore migrate` creates it), shared by
+# all processes of an embedded install; redis://host:6379/0 = Redis, for several machines;
+# locmem:// = this process only (one process, development). REDIS_URL is read as an older name.
 REDIS_URL = env_str("REDIS_URL", "")
-CACHES = {
-    "default": (
-        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
-        if REDIS_URL
-        else {
-            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-            "LOCATION": str(VAR_DIR / "cache"),
+CACHE_URL = env_str("CACHE_URL", "") or REDIS_URL
+if CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
+    CACHES: dict[str, dict[str, object]] = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+    }
+elif CACHE_URL in ("", "db://", "locmem://"):
+    # Throttle counters and known addresses must not be culled early: the default is 300 entries.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends."
+            + ("locmem.LocMemCache" if CACHE_URL == "locmem://" else "db.DatabaseCache"),
+            "LOCATION": "civicore_cache",
+            "OPTIONS": {"MAX_ENTRIES": 100_000, "CULL_FREQUENCY": 10},
         }
-    )
-}
+    }
+else:
+    raise ImproperlyConfigured("CACHE_URL must be redis://..., db:// or locmem://")
 ACCOUNT_USER_DISPLAY = "civicore.identity.selectors.display_name"

@@ -18,5 +18,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": ":memory:"}
     DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE"}
 ACCOUNT_RATE_LIMITS = False  # type: ignore[no-redef,assignment]
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# The embedded default, a database table: each test's throttle counters and used one-time codes
+# roll back with its transaction, so failed logins in one test cannot lock out the next.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "civicore_cache"}}
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405 - WhiteNoise warns about a missing directory
