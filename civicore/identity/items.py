@@ -131,7 +131,7 @@ class TextType(ValueType):
             digits = re.sub(r"[\s.\-()]", "", value)
             if digits.startswith("+84"):
                 digits = "0" + digits[3:]
-            if not re.fullmatch(r"0\d{9,10}", digits):
+            if not re.fullmatch(r"0\d{9,10}", digits, flags=re.ASCII):
                 raise _one(_("Enter a Vietnamese phone number, for example 0901 234 567."))
             return digits
         if self.format == "email":
@@ -143,7 +143,8 @@ class TextType(ValueType):
             return f"{local}@{domain.lower()}"
         if self.format == "national_id":
             digits = "".join(value.split())
-            if not re.fullmatch(r"\d{12}|\d{9}", digits):
+            # ASCII digits only: the same number in another script would hash differently.
+            if not re.fullmatch(r"\d{12}|\d{9}", digits, flags=re.ASCII):
                 raise _one(_("A national ID number has 12 digits (or 9 on an old card)."))
             return digits
         return value

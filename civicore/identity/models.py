@@ -31,12 +31,40 @@ class User(AbstractUser):
 
 
 class Person(models.Model):
-    """The citizen a user account belongs to."""
+    """The citizen a user account belongs to.
+
+    `assurance_level` is how sure we are that the account holder is the person with this national
+    ID: 1 when they registered themselves (the number is only claimed), 2 once an agency of record
+    or an officer who saw them in person confirmed it (`assurance_verified_by` is that agency)."""
+
+    class AssuranceLevel(models.IntegerChoices):
+        SELF_REGISTERED = 1, _("Self-registered")
+        VERIFIED = 2, _("Verified")
 
     user = models.OneToOneField(User, on_delete=models.PROTECT, related_name="person")
     national_id = EncryptedTextField(_("national ID number"))
     national_id_hash = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField(default=timezone.now)
+    assurance_level = models.PositiveSmallIntegerField(
+        _("identity assurance level"), choices=AssuranceLevel.choices, default=AssuranceLevel.SELF_REGISTERED
+    )
+    assurance_verified_at = models.DateTimeField(_("identity verified at"), null=True, blank=True)
+    assurance_verified_by = models.ForeignKey(
+        "agencies.Agency",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("identity verified by"),
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(assurance_level=1) | models.Q(assurance_verified_at__isnull=False),
+                name="identity_person_verified_has_date",
+            ),
+        ]
 
     def __str__(self) -> str:
         return str(self.user)
@@ -118,6 +146,7 @@ class ProfileItemChange(models.Model):
 
     class Cause(models.TextChoices):
         REGISTRATION = "registration", _("Registered with a verified identity")
+        SELF_REGISTRATION = "self_registration", _("Stated by the citizen when creating their account")
         AGENCY_UPDATE = "agency.update", _("Updated by the agency of record")
         CITIZEN_DECLARE = "citizen.declare", _("Declared by the citizen")
 

@@ -1,17 +1,35 @@
-"""Reads of people and their verified data."""
+"""Reads of people, their verified data and how they logged in.
+
+`session_amr` and `session_acr` describe the current login in OpenID Connect terms (RFC 8176
+method references, Civicore's level-of-assurance URNs), from the authentication records allauth
+keeps in the session for every password, code and second factor used in it.
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import Prefetch
+from django.http import HttpRequest
+from django.utils import timezone
 
 from civicore.core.crypto import lookup_hash
 from civicore.identity import items as item_registry
 from civicore.identity.models import Person, ProfileItem, ProfileItemChange, User
 
+if TYPE_CHECKING:
+    from allauth.usersessions.models import UserSession
+
+    from civicore.catalogue.models import ServiceVersion
+
 NATIONAL_ID_PURPOSE = "national_id"
+ACR_SELF_REGISTERED = "urn:civicore:loa:1"
+ACR_VERIFIED = "urn:civicore:loa:2"
+# Second factors that can be used to log in or re-authenticate; recovery codes only stand in.
+SECOND_FACTOR_TYPES = ("totp", "webauthn")
 
 
 def person_for_user(user: User) -> Person | None:
@@ -133,4 +151,188 @@ def profile_page(*, person: Person) -> list[ProfileRow]:
                 history=history,
             )
         )
+    return rows
+
+
+@dataclass(frozen=True)
+class AssuranceRequirement:
+    """What a service asks of the citizen's login: an identity assurance level, and optionally a
+    second factor used within the last `fresh_second_factor_minutes`."""
+
+    level: int = Person.AssuranceLevel.SELF_REGISTERED
+    fresh_second_factor_minutes: int | None = None
+
+
+def service_assurance(version: ServiceVersion | None) -> AssuranceRequirement:
+    """The requirement a service version's definition declares (`assurance_level`, default 1;
+    `fresh_second_factor_minutes`, default none)."""
+    definition = getattr(version, "definition", None) or {}
+    fresh = definition.get("fresh_second_factor_minutes")
+    return AssuranceRequirement(
+        level=int(definition.get("assurance_level", Person.AssuranceLevel.SELF_REGISTERED)),
+        fresh_second_factor_minutes=int(fresh) if fresh else None,
+    )
+
+
+def _authentication_records(request: HttpRequest) -> list[dict[str, Any]]:
+    from allauth.account.authentication import get_authentication_records
+
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated or not hasattr(request, "session"):
+        return []
+    return [record for record in get_authentication_records(request, user) if isinstance(record, dict)]
+
+
+def _webauthn_amr(authenticator_id: Any) -> str:
+    """ "swk" for a passkey that may be synced between devices (backup eligible), else "hwk"."""
+    from allauth.mfa.models import Authenticator
+
+    authenticator = Authenticator.objects.filter(
+        pk=authenticator_id, type=Authenticator.Type.WEBAUTHN
+    ).first()
+    if authenticator is None:
+        return "hwk"
+    try:
+        data = authenticator.wrap().authenticator_data
+    except Exception:
+        # A stored credential we cannot parse says nothing either way.
+        return "hwk"
+    return "swk" if data.is_backup_eligible() else "hwk"
+
+
+def session_amr(request: HttpRequest) -> list[str]:
+    """Authentication method references (RFC 8176) for the factors used in this session's login
+    and re-authentications: "pwd" password, "otp" authenticator-app or recovery code, "hwk"/"swk"
+    security key or passkey (device-bound or synced), "user" the user verification a passkey
+    login does, and "mfa" when factors of two kinds were used."""
+    amr: list[str] = []
+    kinds: set[str] = set()
+
+    def add(value: str, kind: str) -> None:
+        if value not in amr:
+            amr.append(value)
+        kinds.add(kind)
+
+    for record in _authentication_records(request):
+        method = record.get("method")
+        if method == "password":
+            add("pwd", "knowledge")
+        elif method == "mfa":
+            kind = record.get("type")
+            if kind in ("totp", "recovery_codes"):
+                add("otp", "possession")
+            elif kind == "webauthn":
+                add(_webauthn_amr(record.get("id")), "possession")
+                if record.get("passwordless"):
+                    # A passkey login needs user verification (PIN or biometrics) on the device.
+                    add("user", "verification")
+    if len(kinds) >= 2:
+        amr.append("mfa")
+    return amr
+
+
+def session_acr(request: HttpRequest) -> str:
+    """Civicore's level of assurance for this login: loa:2 when the person's identity is verified
+    (assurance level 2) and they logged in with two factors, otherwise loa:1."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return ""
+    person = person_for_user(user)
+    verified = person is not None and person.assurance_level >= Person.AssuranceLevel.VERIFIED
+    return ACR_VERIFIED if verified and "mfa" in session_amr(request) else ACR_SELF_REGISTERED
+
+
+def last_second_factor_at(request: HttpRequest) -> datetime | None:
+    """When a second factor (authenticator code, recovery code, security key or passkey) was last
+    used in this session, at login or to re-authenticate."""
+    times = [
+        float(record["at"])
+        for record in _authentication_records(request)
+        if record.get("method") == "mfa" and isinstance(record.get("at"), int | float)
+    ]
+    if not times:
+        return None
+    return datetime.fromtimestamp(max(times), tz=timezone.get_current_timezone())
+
+
+def has_second_factor(request: HttpRequest) -> bool:
+    """This session's login or a re-authentication used a second factor (or a passkey)."""
+    return last_second_factor_at(request) is not None
+
+
+def second_factor_types(user: User) -> list[str]:
+    """The second factors the user has set up, of SECOND_FACTOR_TYPES."""
+    from allauth.mfa.models import Authenticator
+
+    return sorted(
+        set(
+            Authenticator.objects.filter(user=user, type__in=SECOND_FACTOR_TYPES).values_list(
+                "type", flat=True
+            )
+        )
+    )
+
+
+@dataclass
+class SessionRow:
+    """One of the user's active sessions, as the sessions page shows it."""
+
+    id: int
+    browser: str
+    device: str
+    ip: str
+    started_at: datetime
+    last_seen_at: datetime
+    current: bool
+
+
+_BROWSERS = [
+    ("Edge", r"Edg(?:e|A|iOS)?/"),
+    ("Opera", r"OPR/|Opera"),
+    ("Samsung Internet", r"SamsungBrowser/"),
+    ("Cốc Cốc", r"coc_coc_browser/"),
+    ("Zalo", r"Zalo"),
+    ("Firefox", r"Firefox/|FxiOS/"),
+    ("Chrome", r"Chrome/|CriOS/|Chromium/"),
+    ("Safari", r"Safari/"),
+]
+_SYSTEMS = [
+    ("iPhone", r"iPhone"),
+    ("iPad", r"iPad"),
+    ("Android", r"Android"),
+    ("Windows", r"Windows"),
+    ("macOS", r"Mac OS X|Macintosh"),
+    ("ChromeOS", r"CrOS"),
+    ("Linux", r"Linux"),
+]
+
+
+def describe_user_agent(user_agent: str) -> tuple[str, str]:
+    """(browser, device) in words a citizen recognises; empty when unknown."""
+    browser = next((name for name, pattern in _BROWSERS if re.search(pattern, user_agent)), "")
+    device = next((name for name, pattern in _SYSTEMS if re.search(pattern, user_agent)), "")
+    return browser, device
+
+
+def user_sessions(*, user: User, current_session_key: str | None) -> list[SessionRow]:
+    """The user's sessions that are still valid, the current one first, then the most recently
+    seen. Sessions that ended or expired are removed on the way."""
+    from allauth.usersessions.models import UserSession
+
+    rows: list[SessionRow] = []
+    sessions: list[UserSession] = UserSession.objects.purge_and_list(user)
+    for session in sessions:
+        browser, device = describe_user_agent(session.user_agent)
+        rows.append(
+            SessionRow(
+                id=session.pk,
+                browser=browser,
+                device=device,
+                ip=session.ip,
+                started_at=session.created_at,
+                last_seen_at=session.last_seen_at,
+                current=session.session_key == current_session_key,
+            )
+        )
+    rows.sort(key=lambda row: (not row.current, -row.last_seen_at.timestamp()))
     return rows

@@ -5,6 +5,11 @@ Profile items change only through `profile_items_record` (an agency of record) a
 the history, write one audit entry and send `profile_items_changed`, all in one transaction, and
 only when something changed: recording the same value again just refreshes `verified_at`.
 `person_register` records the first items with their history, without audit entry or signal.
+
+Identity assurance: `person_self_register` (sign-up) creates a person at level 1 from what the
+citizen states; `person_register` (an agency of record) at level 2; `person_assurance_raise`
+records an officer's or an agency's confirmation. `assurance_require` is the check that portal
+and API views run before a service that needs a level or a recent second factor.
 """
 
 from __future__ import annotations
@@ -15,20 +20,29 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from civicore.audit import services as audit
 from civicore.core.crypto import lookup_hash
-from civicore.core.errors import Conflict, PermissionDenied, ValidationFailed
+from civicore.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from civicore.identity import items as item_registry
 from civicore.identity.models import ApiToken, Person, ProfileItem, ProfileItemChange, User
-from civicore.identity.selectors import NATIONAL_ID_PURPOSE, person_find
+from civicore.identity.selectors import (
+    NATIONAL_ID_PURPOSE,
+    last_second_factor_at,
+    person_find,
+    service_assurance,
+)
 from civicore.identity.signals import profile_items_changed
 
 if TYPE_CHECKING:
-    from civicore.agencies.models import Agency
+    from allauth.usersessions.models import UserSession
+
+    from civicore.agencies.models import Agency, Officer
+    from civicore.catalogue.models import ServiceVersion
     from civicore.registry.models import AgencyApplication
 
 TOKEN_PREFIX = "cvc_"  # noqa: S105 - a public marker, not a secret
@@ -52,6 +66,32 @@ class ItemNotDeclarable(PermissionDenied):
     """The citizen may not state or change this item."""
 
     code = "item_not_declarable"
+
+
+class NationalIdTaken(Conflict):
+    """Another account already holds this national ID number. The message never says whose."""
+
+    code = "national_id_taken"
+
+
+class AssuranceLevelTooLow(PermissionDenied):
+    """The service needs a verified identity; `details` has the level required and the person's."""
+
+    code = "assurance_level_too_low"
+
+
+class FreshSecondFactorRequired(PermissionDenied):
+    """The service needs a second factor used in the last `details.within_minutes` minutes."""
+
+    code = "fresh_second_factor_required"
+
+
+def national_id_taken_message() -> str:
+    return _(
+        "This national ID number is already linked to an account. If the account is yours, log in "
+        "or reset your password. If it is not, bring your citizen identity card to a one-stop "
+        "service desk and an officer will help you."
+    )
 
 
 def item_lookup_hash(key: str, value: str) -> str:
@@ -338,7 +378,7 @@ def person_register(
     national_id = "".join(national_id.split())
     id_hash = lookup_hash(national_id, purpose=NATIONAL_ID_PURPOSE)
     if Person.objects.filter(national_id_hash=id_hash).exists():
-        raise Conflict(_("This national ID number is already registered."), code="national_id_taken")
+        raise NationalIdTaken(_("This national ID number is already registered."))
     values: dict[str, Any] = {
         "full_name": full_name,
         "date_of_birth": date_of_birth,
@@ -348,7 +388,15 @@ def person_register(
         **(extra or {}),
     }
     cleaned = clean_item_values(values)
-    person = Person.objects.create(user=user, national_id=cleaned["national_id"], national_id_hash=id_hash)
+    person = Person.objects.create(
+        user=user,
+        national_id=cleaned["national_id"],
+        national_id_hash=id_hash,
+        # The agency of record vouches for the identity: verified from the start.
+        assurance_level=Person.AssuranceLevel.VERIFIED,
+        assurance_verified_at=verified_at or timezone.now(),
+        assurance_verified_by=agency,
+    )
     _record(
         person=person,
         values=cleaned,
@@ -359,6 +407,180 @@ def person_register(
         cause=ProfileItemChange.Cause.REGISTRATION,
     )
     return person
+
+
+@transaction.atomic
+def person_self_register(*, user: User, national_id: str, full_name: str, phone: str = "") -> Person:
+    """Sign-up: link a new account to the national ID number the citizen states, at assurance
+    level 1. Nothing is verified yet, so every item is recorded as declared by the citizen.
+    A number that someone else already holds is refused (NationalIdTaken) without saying who."""
+    values: dict[str, Any] = {"national_id": national_id, "full_name": full_name, "email": user.email}
+    if phone:
+        values["phone"] = phone
+    cleaned = clean_item_values(values)
+    id_hash = lookup_hash(cleaned["national_id"], purpose=NATIONAL_ID_PURPOSE)
+    if Person.objects.filter(national_id_hash=id_hash).exists():
+        raise NationalIdTaken(national_id_taken_message())
+    try:
+        with transaction.atomic():
+            person = Person.objects.create(
+                user=user,
+                national_id=cleaned["national_id"],
+                national_id_hash=id_hash,
+                assurance_level=Person.AssuranceLevel.SELF_REGISTERED,
+            )
+    except IntegrityError as exc:
+        # Two sign-ups with the same number at once: the unique hash lets only one through.
+        raise NationalIdTaken(national_id_taken_message()) from exc
+    if user.full_name != cleaned["full_name"]:
+        user.full_name = cleaned["full_name"]
+        user.save(update_fields=["full_name"])
+    write = _Write(
+        source_kind=ProfileItem.Source.DECLARED,
+        agency=None,
+        application=None,
+        actor=user,
+        cause=ProfileItemChange.Cause.SELF_REGISTRATION,
+        verified_at=None,
+    )
+    _apply(person=person, values=cleaned, write=write)
+    audit.record(
+        actor=user,
+        action="person.self_register",
+        subject=person,
+        person=person,
+        details={"assurance_level": person.assurance_level, "items": sorted(cleaned)},
+    )
+    return person
+
+
+@transaction.atomic
+def person_assurance_raise(
+    *, person: Person, level: int, officer: Officer | None = None, agency: Agency | None = None
+) -> Person:
+    """Record that the person's identity was confirmed: by `officer`, who checked their identity
+    card in person (the officer's agency vouches), or by `agency`, an agency of record that holds
+    their identity. Exactly one of the two. Raising to the level the person already has, or
+    lower, changes nothing; otherwise one audit entry names who confirmed it and how."""
+    if level not in Person.AssuranceLevel.values:
+        raise ValidationFailed(_("There is no such assurance level."), code="invalid_assurance_level")
+    if (officer is None) == (agency is None):
+        raise ValidationFailed(
+            _("Name either the officer who checked the identity in person or the agency of record."),
+            code="assurance_verifier_required",
+        )
+    if officer is not None:
+        if not officer.active:
+            raise PermissionDenied(_("Only active officers can verify an identity."), code="not_an_officer")
+        if officer.user_id == person.user_id:
+            raise PermissionDenied(
+                _("Officers cannot verify their own identity."), code="assurance_self_verification"
+            )
+        agency = officer.agency
+    assert agency is not None
+    person = Person.objects.select_for_update().get(pk=person.pk)
+    if person.assurance_level >= level:
+        return person
+    previous = person.assurance_level
+    person.assurance_level = level
+    person.assurance_verified_at = timezone.now()
+    person.assurance_verified_by = agency
+    person.save(update_fields=["assurance_level", "assurance_verified_at", "assurance_verified_by"])
+    audit.record(
+        actor=officer.user if officer is not None else agency,
+        action="person.assurance_raise",
+        subject=person,
+        person=person,
+        agency=agency,
+        details={
+            "from": previous,
+            "to": level,
+            "method": "in_person" if officer is not None else "agency_of_record",
+            "officer_id": officer.pk if officer is not None else None,
+        },
+    )
+    return person
+
+
+def assurance_require(
+    *, request: HttpRequest, person: Person, level: int, fresh_minutes: int | None = None
+) -> None:
+    """Refuse (AssuranceLevelTooLow) a person below `level`, then (FreshSecondFactorRequired) a
+    session whose last second factor is older than `fresh_minutes`, when given. Both are 403s
+    with a stable code for the API; portal views turn them into a page or a re-authentication."""
+    if person.assurance_level < level:
+        raise AssuranceLevelTooLow(
+            _(
+                "This service needs a verified identity (assurance level %(level)d). Your identity "
+                "is self-registered: have it verified by an officer at a one-stop service desk, "
+                "with your citizen identity card, or by the agency that holds your records."
+            )
+            % {"level": level},
+            details={"required_level": level, "assurance_level": person.assurance_level},
+        )
+    if not fresh_minutes:
+        return
+    used_at = last_second_factor_at(request)
+    if used_at is None or timezone.now() - used_at > timedelta(minutes=fresh_minutes):
+        raise FreshSecondFactorRequired(
+            _(
+                "This service asks you to confirm it is you with your second factor (authenticator "
+                "app, security key or passkey) if you have not used it in the last %(minutes)d minutes."
+            )
+            % {"minutes": fresh_minutes},
+            details={"within_minutes": fresh_minutes},
+        )
+
+
+def assurance_require_for_service(
+    *, request: HttpRequest, person: Person, version: ServiceVersion | None
+) -> None:
+    """assurance_require with what the service version's definition asks (assurance_level,
+    fresh_second_factor_minutes)."""
+    requirement = service_assurance(version)
+    assurance_require(
+        request=request,
+        person=person,
+        level=requirement.level,
+        fresh_minutes=requirement.fresh_second_factor_minutes,
+    )
+
+
+def user_session_end(*, user: User, session_id: int, current_session_key: str | None) -> None:
+    """End one of the user's other sessions (logging that browser out). Another user's session,
+    or the current one, is not theirs to end here."""
+    from allauth.usersessions.models import UserSession
+
+    session = UserSession.objects.filter(pk=session_id, user=user).first()
+    if session is None or session.session_key == current_session_key:
+        raise NotFound(_("There is no such session."), code="session_not_found")
+    _end_sessions(user=user, sessions=[session], scope="one")
+
+
+def user_sessions_end_others(*, user: User, current_session_key: str | None) -> int:
+    """End every session of the user but the current one; returns how many were ended."""
+    from allauth.usersessions.models import UserSession
+
+    others = [
+        session
+        for session in UserSession.objects.filter(user=user)
+        if session.session_key != current_session_key
+    ]
+    _end_sessions(user=user, sessions=others, scope="others")
+    return len(others)
+
+
+def _end_sessions(*, user: User, sessions: list[UserSession], scope: str) -> None:
+    with transaction.atomic():
+        for session in sessions:
+            session.end()
+        if sessions:
+            audit.record(
+                actor=user,
+                action="account.sessions_end",
+                subject=user,
+                details={"scope": scope, "count": len(sessions)},
+            )
 
 
 def person_find_by_national_id(national_id: str) -> Person | None:

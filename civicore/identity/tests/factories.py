@@ -70,3 +70,38 @@ def make_citizen(**user_kwargs: Any) -> Person:
         address="12 Đường Lê Lợi, xã An Bình",
         agency=population_register(),
     )
+
+
+def make_self_registered_citizen(**user_kwargs: Any) -> Person:
+    """A citizen who signed up on the portal: assurance level 1, everything declared."""
+    from civicore.identity.services import person_self_register
+
+    user = UserFactory(**user_kwargs)
+    return person_self_register(
+        user=user, national_id=next_national_id(), full_name=user.full_name or "Lê Văn Cường"
+    )
+
+
+TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"  # noqa: S105 - test-only secret
+
+
+def log_in(client: Any, user: User, *, second_factor: bool = True, password: str = PASSWORD) -> None:
+    """Log in through allauth's pages as a person does: the password, then (when the user has an
+    authenticator, which `second_factor` sets up) a single-use recovery code, so no test depends
+    on the clock or on another test's used TOTP codes."""
+    from allauth.mfa.models import Authenticator
+    from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
+    from allauth.mfa.totp.internal.auth import TOTP
+
+    if second_factor:
+        if not Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists():
+            TOTP.activate(user, TOTP_SECRET)
+        stored = Authenticator.objects.filter(user=user, type=Authenticator.Type.RECOVERY_CODES).first()
+        codes = RecoveryCodes(stored) if stored is not None else RecoveryCodes.activate(user)
+    response = client.post("/accounts/login/", {"login": user.email, "password": password})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    if second_factor:
+        assert response["Location"] == "/accounts/2fa/authenticate/"
+        response = client.post("/accounts/2fa/authenticate/", {"code": codes.get_unused_codes()[0]})
+        assert response.status_code == 302
+    assert client.session.get("_auth_user_id") == str(user.pk)

@@ -215,6 +215,8 @@ def test_verification_sent_page(client: Client) -> None:
     response = client.post(
         "/accounts/signup/",
         {
+            "full_name": "Nguyễn Thị Mai",
+            "national_id": "079301000123",
             "email": "new.citizen@example.test",
             "password1": "a long enough passphrase 9",
             "password2": "a long enough passphrase 9",
