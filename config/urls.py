@@ -18,6 +18,8 @@ urlpatterns = [
     path("services/", include("civicore.catalogue.urls")),
     path("applications/", include("civicore.applications.urls")),
     path("office/systems/", include("civicore.registry.urls")),
+    path("office/officers/", include("civicore.agencies.urls")),
+    path("business/", include("civicore.organisations.urls")),
     path("", include("civicore.exchange.urls")),  # /office/deliveries/, /my-data/changes/
     path("office/", include("civicore.cases.urls")),
     path("verify/", include("civicore.credentials.urls")),

@@ -18,6 +18,9 @@ from civicore.core.errors import PermissionDenied
 from civicore.core.pagination import paginate
 from civicore.identity.models import Person
 from civicore.identity.selectors import person_for_user
+from civicore.identity.services import assurance_require_for_service
+from civicore.organisations.acting import organisation_from_header
+from civicore.organisations.models import Organisation
 
 router = Router(tags=["applications"])
 
@@ -46,6 +49,9 @@ class ApplicationOut(Schema):
     created_at: dt.datetime
     submitted_at: dt.datetime | None
     result_url: str | None
+    organisation: str | None = Field(
+        None, description="Registration number of the business it was filed for."
+    )
 
 
 class ApplicationSummary(Schema):
@@ -56,6 +62,7 @@ class ApplicationSummary(Schema):
     case_state: str | None
     created_at: dt.datetime
     submitted_at: dt.datetime | None
+    organisation: str | None = None
 
 
 class ApplicationPage(Schema):
@@ -95,6 +102,19 @@ def _person(request: HttpRequest) -> Person:
     return person
 
 
+def _acting(request: HttpRequest, person: Person) -> Organisation | None:
+    """The business named by X-Acting-For, if the caller is a member (403 no_business_role
+    otherwise); None without the header."""
+    return organisation_from_header(request, person=person)
+
+
+def _application(request: HttpRequest, application_id: uuid.UUID, *, change: bool = False) -> Application:
+    person = _person(request)
+    return selectors.application_of(
+        person=person, public_id=application_id, organisation=_acting(request, person), change=change
+    )
+
+
 def _case_of(application: Application) -> Case | None:
     """The case of a submitted application; drafts have none."""
     return getattr(application, "case", None) if application.status == Application.Status.SUBMITTED else None
@@ -130,14 +150,26 @@ def _out(application: Application, documents: list[Any] | None = None) -> dict[s
         "created_at": application.created_at,
         "submitted_at": application.submitted_at,
         "result_url": f"/api/v1/credentials/results/{application.public_id}" if has_result else None,
+        "organisation": _organisation_number(application),
     }
+
+
+def _organisation_number(application: Application) -> str | None:
+    # Filed for oneself: no organisation and no query to find that out.
+    organisation = application.organisation if application.organisation_id else None
+    return organisation.registration_number if organisation is not None else None
 
 
 @router.post("", response={201: ApplicationOut}, summary="Start, fill and optionally submit an application")
 def file_application(request: HttpRequest, payload: ApplicationIn) -> Status[dict[str, Any]]:
-    """Send `Idempotency-Key` to make retries safe: the same key returns the same application."""
+    """Send `Idempotency-Key` to make retries safe: the same key returns the same application.
+    Send `X-Acting-For: <business registration number>` to file for a business (needs a current
+    `file` role for the service, else 403 `no_business_role`)."""
     person = _person(request)
+    organisation = _acting(request, person)
     service = services.service_for_application(payload.service)
+    # 403 assurance_level_too_low / fresh_second_factor_required when the service asks for more.
+    assurance_require_for_service(request=request, person=person, version=service.current_version)
     application, created = services.application_file(
         person=person,
         service=service,
@@ -145,6 +177,7 @@ def file_application(request: HttpRequest, payload: ApplicationIn) -> Status[dic
         submit=payload.submit,
         idempotency_key=request.headers.get("Idempotency-Key"),
         use_profile=payload.use_profile,
+        organisation=organisation,
     )
     # An application created by this call has no documents yet; a replayed key returns the
     # original, which may have gained some since.
@@ -153,8 +186,10 @@ def file_application(request: HttpRequest, payload: ApplicationIn) -> Status[dic
 
 @router.get("", response=ApplicationPage, summary="The caller's applications, newest first")
 def list_applications(request: HttpRequest, cursor: str | None = None, limit: int = 20) -> dict[str, Any]:
+    """With `X-Acting-For`, the business's applications for the services the caller may see."""
+    person = _person(request)
     rows, next_cursor = paginate(
-        selectors.applications_of(person=_person(request)),
+        selectors.applications_of(person=person, organisation=_acting(request, person)),
         cursor=cursor,
         limit=limit,
         order=("-created_at", "-id"),
@@ -169,6 +204,7 @@ def list_applications(request: HttpRequest, cursor: str | None = None, limit: in
                 "case_state": getattr(_case_of(a), "state", None),
                 "created_at": a.created_at,
                 "submitted_at": a.submitted_at,
+                "organisation": _organisation_number(a),
             }
             for a in rows
         ],
@@ -178,12 +214,12 @@ def list_applications(request: HttpRequest, cursor: str | None = None, limit: in
 
 @router.get("/{application_id}", response=ApplicationOut)
 def get_application(request: HttpRequest, application_id: uuid.UUID) -> dict[str, Any]:
-    return _out(selectors.application_of(person=_person(request), public_id=application_id))
+    return _out(_application(request, application_id))
 
 
 @router.patch("/{application_id}", response=ApplicationOut, summary="Save draft answers")
 def save_draft(request: HttpRequest, application_id: uuid.UUID, payload: AnswersIn) -> dict[str, Any]:
-    application = selectors.application_of(person=_person(request), public_id=application_id)
+    application = _application(request, application_id, change=True)
     return _out(services.application_save_draft(application=application, answers=payload.answers))
 
 
@@ -191,7 +227,7 @@ def save_draft(request: HttpRequest, application_id: uuid.UUID, payload: Answers
 def upload_document(
     request: HttpRequest, application_id: uuid.UUID, requirement: Form[str], file: File[UploadedFile]
 ) -> Status[dict[str, Any]]:
-    application = selectors.application_of(person=_person(request), public_id=application_id)
+    application = _application(request, application_id, change=True)
     during = "info_request" if application.status == Application.Status.SUBMITTED else "application"
     document = services.document_attach(
         application=application, requirement=requirement, upload=file, during=during
@@ -203,17 +239,20 @@ def upload_document(
 def submit(
     request: HttpRequest, application_id: uuid.UUID, payload: SubmitIn | None = None
 ) -> dict[str, Any]:
-    application = selectors.application_of(person=_person(request), public_id=application_id)
+    application = _application(request, application_id, change=True)
+    assurance_require_for_service(
+        request=request, person=application.applicant, version=application.service_version
+    )
     answers = payload.answers if payload else None
-    return _out(services.application_submit(application=application, answers=answers))
+    return _out(services.application_submit(application=application, answers=answers, actor=_person(request)))
 
 
 @router.post("/{application_id}/respond", response=ApplicationOut, summary="Answer a request for information")
 def respond(request: HttpRequest, application_id: uuid.UUID, payload: RespondIn) -> dict[str, Any]:
     from civicore.cases.services import case_provide_info
 
-    application = selectors.application_of(person=_person(request), public_id=application_id)
+    application = _application(request, application_id, change=True)
     if application.status != Application.Status.SUBMITTED:
         raise services.NotEditable(_("This application has not been submitted."), code="not_submitted")
     case_provide_info(case=application.case, applicant_user=request.user, message=payload.message)
-    return _out(selectors.application_of(person=_person(request), public_id=application_id))
+    return _out(_application(request, application_id, change=True))

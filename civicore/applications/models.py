@@ -2,12 +2,14 @@
 
 An application starts as a draft (answers and documents may change), becomes SUBMITTED once,
 with a reference number, and is then handled as a case. Answers are encrypted at rest; the
-provenance of pre-filled answers is kept next to them.
+provenance of pre-filled answers is kept next to them. An application filed for a business
+names the organisation; `filed_by` is the person who submitted it (the applicant for their own).
 """
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.db import models
 from django.utils import timezone
@@ -25,6 +27,19 @@ class Application(models.Model):
     reference = models.CharField(max_length=40, unique=True, null=True, blank=True)
     applicant = models.ForeignKey("identity.Person", on_delete=models.PROTECT, related_name="applications")
     service = models.ForeignKey("catalogue.Service", on_delete=models.PROTECT, related_name="applications")
+    # Filed on a business's behalf (None: for the applicant themselves). Indexed only where set,
+    # so personal filings pay nothing for it.
+    organisation = models.ForeignKey(
+        "organisations.Organisation",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="applications",
+        db_index=False,
+    )
+    filed_by = models.ForeignKey(
+        "identity.Person", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     service_version = models.ForeignKey(
         "catalogue.ServiceVersion", on_delete=models.PROTECT, related_name="+"
     )
@@ -42,10 +57,23 @@ class Application(models.Model):
     submitted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["applicant", "-created_at"], name="app_applicant_created")]
+        indexes = [
+            models.Index(fields=["applicant", "-created_at"], name="app_applicant_created"),
+            models.Index(
+                fields=["organisation", "-created_at"],
+                name="app_organisation_created",
+                condition=models.Q(organisation__isnull=False),
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.reference or f"draft {self.public_id}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # Whoever files for themselves is the one who acted.
+        if self.filed_by_id is None:
+            self.filed_by_id = self.applicant_id
+        super().save(*args, **kwargs)
 
 
 def _document_path(instance: ApplicationDocument, filename: str) -> str:

@@ -3,6 +3,10 @@
 Submitting is the one step that makes an application official: in one transaction it checks
 the answers and documents, takes a reference number, opens the case, tells the citizen and
 records the audit entry. Submitting twice files once.
+
+A person acting for a business (`organisation`) starts and files only while holding a current
+`file` grant for the service, checked at each of those steps; the audit entries name both the
+person and the business. Filing for oneself is unchanged and costs no extra query.
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ from civicore.core.errors import ApplicationError, Conflict, NotFound, Validatio
 from civicore.core.gateways import malware_scanner
 from civicore.core.models import IdempotencyRecord
 from civicore.identity.models import Person
+from civicore.organisations import selectors as organisation_selectors
+from civicore.organisations.models import Organisation
+from civicore.organisations.services import acted_for
 
 
 class InvalidAnswers(ValidationFailed):
@@ -99,16 +106,31 @@ def _consented_prefill(person: Person, definition: dict[str, Any], use_profile: 
     }
 
 
+def _require_file_grant(person: Person, organisation: Organisation | None, service: Service) -> None:
+    if organisation is not None:
+        organisation_selectors.require_grant(
+            person=person, organisation=organisation, service=service, ability=organisation_selectors.FILE
+        )
+
+
 @transaction.atomic
-def application_start(*, person: Person, service: Service, use_profile: bool = True) -> Application:
+def application_start(
+    *, person: Person, service: Service, use_profile: bool = True, organisation: Organisation | None = None
+) -> Application:
     """Open a draft, pre-filled from the citizen's verified profile when they agree to it (the
-    consent is kept on the application); reuse an open draft."""
+    consent is kept on the application); reuse their open draft. For a business, the person
+    must hold a current `file` grant for the service."""
     version = service.current_version
     if version is None:
         raise NotFound(_("There is no online service with this code."), code="service_not_found")
+    _require_file_grant(person, organisation, service)
     existing = (
         Application.objects.filter(
-            applicant=person, service=service, service_version=version, status=Application.Status.DRAFT
+            applicant=person,
+            service=service,
+            service_version=version,
+            status=Application.Status.DRAFT,
+            organisation=organisation,
         )
         .order_by("-created_at")
         .first()
@@ -117,6 +139,8 @@ def application_start(*, person: Person, service: Service, use_profile: bool = T
         return existing
     application = Application.objects.create(
         applicant=person,
+        filed_by=person,
+        organisation=organisation,
         service=service,
         service_version=version,
         **_consented_prefill(person, version.definition, use_profile),
@@ -126,7 +150,7 @@ def application_start(*, person: Person, service: Service, use_profile: bool = T
         action="application.start",
         subject=application,
         person=person,
-        details={"prefill_items": application.prefill_items},
+        details={"prefill_items": application.prefill_items, **acted_for(organisation)},
     )
     return application
 
@@ -270,8 +294,12 @@ def _after_filing(application: Application) -> None:
 
     case = case_open(application=application)
     submitted = timezone.localtime(application.submitted_at)
+    # Filing for oneself: the applicant acted (already loaded). For a business: whoever filed.
+    filer = (
+        application.applicant if application.filed_by_id == application.applicant_id else application.filed_by
+    )
     notification_send(
-        user=application.applicant.user,
+        user=filer.user,
         subject=_("Application %(ref)s received") % {"ref": application.reference},
         body=_("We received your application for %(service)s on %(date)s. The agency will decide by %(due)s.")
         % {
@@ -282,7 +310,7 @@ def _after_filing(application: Application) -> None:
         link=f"/applications/{application.public_id}/",
     )
     audit.record(
-        actor=application.applicant.user,
+        actor=filer.user,
         action="application.submit",
         subject=application,
         person=application.applicant,
@@ -291,20 +319,30 @@ def _after_filing(application: Application) -> None:
             "reference": application.reference,
             "version": application.service_version.number,
             "prefill_items": application.prefill_items,
+            **acted_for(application.organisation if application.organisation_id else None),
         },
     )
 
 
 @transaction.atomic
-def application_submit(*, application: Application, answers: dict[str, Any] | None = None) -> Application:
-    """File a draft: validate, number it, open its case. Submitting again changes nothing."""
+def application_submit(
+    *, application: Application, answers: dict[str, Any] | None = None, actor: Person | None = None
+) -> Application:
+    """File a draft: validate, number it, open its case. Submitting again changes nothing.
+
+    `actor` is who files it (the applicant when not given). A business's draft is filed only by
+    someone holding a current `file` grant for its service, who becomes its `filed_by`."""
     application = (
         Application.objects.select_for_update(of=("self",))
-        .select_related("service_version", "service__agency", "applicant__user")
+        .select_related("service_version", "service__agency", "applicant__user", "organisation")
         .get(pk=application.pk)
     )
     if application.status == Application.Status.SUBMITTED:
         return application
+    if application.organisation_id is not None:
+        filer = actor or application.applicant
+        _require_file_grant(filer, application.organisation, application.service)
+        application.filed_by = filer
     if answers is not None:
         application.answers = _merge(application, answers)
     _check_complete(application, set(application.documents.values_list("requirement", flat=True)))
@@ -324,10 +362,12 @@ def application_file(
     submit: bool,
     idempotency_key: str | None,
     use_profile: bool = True,
+    organisation: Organisation | None = None,
 ) -> tuple[Application, bool]:
     """API: start an application with answers and optionally submit it, in one call and one
     transaction. Returns the application and whether this call created it: a retry with the same
-    Idempotency-Key returns the first call's application."""
+    Idempotency-Key returns the first call's application. For a business, the person must hold
+    a current `file` grant for the service; keys are kept apart per business."""
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
         raise ValidationFailed(
             _("The Idempotency-Key header must be 1 to 200 characters."), code="invalid_idempotency_key"
@@ -336,12 +376,16 @@ def application_file(
     if version is None:
         raise NotFound(_("There is no online service with this code."), code="service_not_found")
     public_id = uuid.uuid4()
+    scope = _IDEMPOTENCY_SCOPE if organisation is None else f"{_IDEMPOTENCY_SCOPE}:{organisation.pk}"
     with transaction.atomic():
-        if idempotency_key and not _claim_idempotency_key(person, idempotency_key, public_id):
-            return _idempotent_result(person, service, idempotency_key), False
+        _require_file_grant(person, organisation, service)
+        if idempotency_key and not _claim_idempotency_key(person, idempotency_key, public_id, scope):
+            return _idempotent_result(person, service, idempotency_key, scope), False
         application = Application(
             public_id=public_id,
             applicant=person,
+            filed_by=person,
+            organisation=organisation,
             service=service,
             service_version=version,
             **_consented_prefill(person, version.definition, use_profile),
@@ -361,7 +405,7 @@ def application_file(
                 action="application.start",
                 subject=application,
                 person=person,
-                details={"prefill_items": application.prefill_items},
+                details={"prefill_items": application.prefill_items, **acted_for(organisation)},
             )
         return application, True
 
@@ -369,7 +413,7 @@ def application_file(
 _IDEMPOTENCY_SCOPE = "application.file"
 
 
-def _claim_idempotency_key(person: Person, key: str, public_id: uuid.UUID) -> bool:
+def _claim_idempotency_key(person: Person, key: str, public_id: uuid.UUID, scope: str) -> bool:
     """Record the key for this request in one statement; False when an earlier request holds it.
 
     Two concurrent requests with one key: the second waits on the first's row and, once that
@@ -380,13 +424,13 @@ def _claim_idempotency_key(person: Person, key: str, public_id: uuid.UUID) -> bo
         cursor.execute(
             f"INSERT INTO {table} (key, owner_id, scope, result_id, created_at) "  # noqa: S608 - our table
             "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (owner_id, scope, key) DO NOTHING RETURNING id",
-            [key, person.pk, _IDEMPOTENCY_SCOPE, str(public_id), timezone.now()],
+            [key, person.pk, scope, str(public_id), timezone.now()],
         )
         return cursor.fetchone() is not None
 
 
-def _idempotent_result(person: Person, service: Service, key: str) -> Application:
-    record = IdempotencyRecord.objects.get(owner_id=person.pk, scope=_IDEMPOTENCY_SCOPE, key=key)
+def _idempotent_result(person: Person, service: Service, key: str, scope: str) -> Application:
+    record = IdempotencyRecord.objects.get(owner_id=person.pk, scope=scope, key=key)
     application = Application.objects.select_related("service", "service_version").get(
         public_id=record.result_id
     )

@@ -15,10 +15,12 @@ from django.views.decorators.http import require_GET, require_POST
 
 from civicore.applications import selectors, services
 from civicore.applications.models import Application
-from civicore.core.errors import ApplicationError, NotFound
+from civicore.core.errors import ApplicationError, NotFound, PermissionDenied
 from civicore.core.files import private_file_response
 from civicore.identity.models import Person
 from civicore.identity.selectors import person_for_user
+from civicore.identity.views import step_up_response
+from civicore.organisations.acting import acting_organisation
 
 
 def _person(request: HttpRequest) -> Person:
@@ -29,15 +31,26 @@ def _person(request: HttpRequest) -> Person:
 
 
 def _application(request: HttpRequest, public_id: uuid.UUID) -> Application:
+    # Acting for a business (civicore.organisations): its application, if a current grant covers
+    # the service: `view` to read, `file` to change (any POST).
     try:
-        return selectors.application_of(person=_person(request), public_id=public_id)
+        return selectors.application_of(
+            person=_person(request),
+            public_id=public_id,
+            organisation=acting_organisation(request),
+            change=request.method == "POST",
+        )
     except NotFound as exc:
         raise Http404(str(exc)) from exc
+    except PermissionDenied as exc:
+        raise DjangoPermissionDenied(exc.message) from exc
 
 
 @login_required
 @require_GET
 def application_list(request: HttpRequest) -> HttpResponse:
+    if acting_organisation(request) is not None:
+        return redirect("organisations:applications")
     applications = selectors.applications_of(person=_person(request)).order_by("-created_at")[:100]
     return render(request, "applications/list.html", {"applications": applications})
 
@@ -52,9 +65,16 @@ def application_start(request: HttpRequest, code: str) -> HttpResponse:
     # The button the citizen pressed is their choice for this application; only an explicit "0"
     # declines, so a start without the field keeps the pre-filled form the service page described.
     use_profile = request.POST.get("use_profile", "1") != "0"
-    application = services.application_start(
-        person=_person(request), service=service, use_profile=use_profile
-    )
+    person = _person(request)
+    # The service may need a verified identity or a recent second factor (civicore.identity).
+    if (step_up := step_up_response(request, person=person, version=service.current_version)) is not None:
+        return step_up
+    try:
+        application = services.application_start(
+            person=person, service=service, use_profile=use_profile, organisation=acting_organisation(request)
+        )
+    except PermissionDenied as exc:
+        raise DjangoPermissionDenied(exc.message) from exc
     return redirect("applications:detail", public_id=application.public_id)
 
 
@@ -82,8 +102,13 @@ def application_detail(request: HttpRequest, public_id: uuid.UUID) -> HttpRespon
         if request.POST.get("action") != "submit":
             messages.success(request, _("Your draft is saved. You can come back to it at any time."))
             return redirect("applications:detail", public_id=application.public_id)
+        step_up = step_up_response(request, person=application.applicant, version=application.service_version)
+        if step_up is not None:
+            return step_up
         try:
-            application = services.application_submit(application=application)
+            application = services.application_submit(application=application, actor=_person(request))
+        except PermissionDenied as exc:
+            raise DjangoPermissionDenied(exc.message) from exc
         except services.InvalidAnswers as exc:
             context = _form_context(application, exc.details)
             return render(request, "applications/form.html", context, status=422)
@@ -169,9 +194,13 @@ def document_delete(request: HttpRequest, public_id: uuid.UUID, document_id: uui
 @require_GET
 def document_download(request: HttpRequest, document_id: uuid.UUID) -> FileResponse:
     try:
-        document = selectors.document_of_applicant(person=_person(request), public_id=document_id)
+        document = selectors.document_of_applicant(
+            person=_person(request), public_id=document_id, organisation=acting_organisation(request)
+        )
     except NotFound as exc:
         raise Http404(str(exc)) from exc
+    except PermissionDenied as exc:
+        raise DjangoPermissionDenied(exc.message) from exc
     return private_file_response(
         document.file, filename=document.original_name, content_type=document.content_type
     )

@@ -13,7 +13,7 @@ from civicore.identity.models import Person
 
 # What a citizen sees on "who viewed my data": officers' reads, and every message an agency
 # system exchanged about them (consented reads, change notices), all by someone else.
-ACCESS_ACTIONS = ("case.view", "document.view", "profile.view")
+ACCESS_ACTIONS = ("case.view", "application.view", "document.view", "profile.view")
 EXCHANGE_PREFIX = "exchange."
 
 

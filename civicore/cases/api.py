@@ -9,6 +9,7 @@ from django.http import HttpRequest
 from django.utils.translation import gettext as _
 from ninja import Router, Schema
 
+from civicore.agencies import permissions
 from civicore.agencies.models import Officer
 from civicore.agencies.selectors import officer_for_user
 from civicore.cases import selectors, services
@@ -56,7 +57,9 @@ def _officer(request: HttpRequest) -> Officer:
     officer = officer_for_user(request.user)
     if officer is None:
         raise PermissionDenied(_("Only officers can use the case inbox."), code="not_an_officer")
-    return officer
+    return permissions.require(
+        officer, permissions.CASE_VIEW, message=_("Your roles do not include working on cases.")
+    )
 
 
 def _summary(case: Any) -> dict[str, Any]:

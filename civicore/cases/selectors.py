@@ -1,5 +1,5 @@
-"""Reads of cases for officers. An officer sees their own agency's cases; reading one that
-holds personal data writes an audit entry."""
+"""Reads of cases for officers. An officer holding case.view sees their own agency's cases;
+reading one that holds personal data writes an audit entry."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from civicore.agencies import permissions
 from civicore.agencies.models import Officer
 from civicore.applications.models import ApplicationDocument
 from civicore.audit import services as audit
@@ -23,9 +24,16 @@ SORTS = {
 }
 
 
+def _may_view(officer: Officer) -> Officer:
+    return permissions.require(
+        officer, permissions.CASE_VIEW, message=_("Your roles do not include working on cases.")
+    )
+
+
 def inbox(
     *, officer: Officer, state: str = "", assigned: str = "", overdue: bool = False, q: str = ""
 ) -> QuerySet[Case]:
+    _may_view(officer)
     qs = Case.objects.filter(agency_id=officer.agency_id).select_related(
         "application", "application__service", "assignee__user"
     )
@@ -47,10 +55,16 @@ def inbox(
 
 def case_for_officer(*, officer: Officer, case_id: int, audit_read: bool = True) -> Case:
     """The case, if the officer's agency handles it. Another agency's case is 403, a case that
-    does not exist 404. Reading it is audited as an access to the applicant's data."""
+    does not exist 404; an officer without case.view is 403. Reading it is audited as an access
+    to the applicant's data."""
+    _may_view(officer)
     case = (
         Case.objects.select_related(
-            "application__applicant__user", "application__service", "application__service_version", "agency"
+            "application__applicant__user",
+            "application__service",
+            "application__service_version",
+            "application__organisation",
+            "agency",
         )
         .filter(pk=case_id)
         .first()

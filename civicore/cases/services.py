@@ -1,8 +1,8 @@
 """Writes for cases: open on submission, then move through the service's workflow.
 
-Each move checks three things: the workflow allows it from the current state, the actor has
-the role the transition names, and an officer belongs to the case's agency. The SLA clock
-stops while the citizen is asked for more information.
+Each move checks three things: the workflow allows it from the current state, the actor holds
+the permission the transition's role maps to (civicore.agencies.permissions), and an officer
+belongs to the case's agency. The SLA clock stops while the citizen is asked for more information.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from civicore.agencies import permissions
 from civicore.agencies.models import Officer
 from civicore.applications.models import Application
 from civicore.audit import services as audit
@@ -40,7 +41,10 @@ def case_open(*, application: Application) -> Case:
         opened_at=opened,
         due_at=add_working_days(opened, version.sla_working_days),
     )
-    CaseEvent.objects.create(case=case, kind=CaseEvent.Kind.OPENED, actor=application.applicant.user)
+    filer = (
+        application.applicant if application.filed_by_id == application.applicant_id else application.filed_by
+    )
+    CaseEvent.objects.create(case=case, kind=CaseEvent.Kind.OPENED, actor=filer.user)
     return case
 
 
@@ -57,11 +61,13 @@ def _check(case: Case, name: str, *, officer: Officer | None) -> dict[str, Any]:
     if officer is not None:
         if officer.agency_id != case.agency_id:
             raise PermissionDenied(_("This case belongs to another agency."))
-        allowed_roles = (
-            {"caseworker", "supervisor"} if transition["role"] == "caseworker" else {transition["role"]}
-        )
-        if officer.role not in allowed_roles:
-            raise PermissionDenied(_("Your role may not take this step."), code="role_not_allowed")
+        needed = permissions.transition_permission(transition["role"])
+        if needed is None or not permissions.has_perm(officer, needed):
+            raise PermissionDenied(
+                _("Your roles do not allow this step."),
+                code="role_not_allowed",
+                details={"permission": needed},
+            )
     elif transition["role"] != "applicant":
         raise PermissionDenied(_("Only an officer may take this step."))
     if case.state not in transition["from"]:
@@ -70,6 +76,22 @@ def _check(case: Case, name: str, *, officer: Officer | None) -> dict[str, Any]:
             % {"state": case.get_state_display()}
         )
     return transition
+
+
+def officer_steps(case: Case, officer: Officer) -> set[str]:
+    """The names of the workflow steps the officer's roles allow on this case (whatever its
+    state), so pages offer only what the officer may do."""
+    workflow = case.application.service_version.definition["workflow"]
+    allowed = set()
+    for transition in workflow["transitions"]:
+        needed = permissions.transition_permission(transition["role"])
+        if (
+            needed is not None
+            and officer.agency_id == case.agency_id
+            and permissions.has_perm(officer, needed)
+        ):
+            allowed.add(transition["name"])
+    return allowed
 
 
 def _locked(case: Case) -> Case:
@@ -105,7 +127,11 @@ def _notify_applicant(case: Case, subject: str, body: str) -> None:
     )
 
 
-def _move(case: Case, transition: dict[str, Any], *, actor: Any, kind: str, message: str = "") -> None:
+def _move(
+    case: Case, transition: dict[str, Any], *, actor: Any, kind: str, message: str = "", acting: Any = None
+) -> None:
+    from civicore.organisations.services import acted_for
+
     case.state = transition["to"]
     CaseEvent.objects.create(case=case, kind=kind, actor=actor, message=message)
     audit.record(
@@ -114,7 +140,7 @@ def _move(case: Case, transition: dict[str, Any], *, actor: Any, kind: str, mess
         subject=case,
         person=case.application.applicant,
         agency=case.agency,
-        details={"state": case.state},
+        details={"state": case.state, **acted_for(acting)},
     )
 
 
@@ -145,17 +171,40 @@ def case_request_info(*, case: Case, officer: Officer, message: str) -> Case:
     return case
 
 
+def _answering_for(case: Case, user: Any) -> Any:
+    """The business on whose behalf `user` answers (None: the applicant answering for
+    themselves), or 403."""
+    from civicore.organisations import selectors as organisation_selectors
+
+    application = case.application
+    if application.organisation_id is None:
+        if application.applicant.user_id != user.pk:
+            raise PermissionDenied(_("Only the applicant may answer."))
+        return None
+    person = getattr(user, "person", None)
+    organisation = application.organisation
+    if person is None or organisation is None:
+        raise PermissionDenied(_("Only the applicant may answer."))
+    organisation_selectors.require_grant(
+        person=person,
+        organisation=organisation,
+        service=application.service,
+        ability=organisation_selectors.FILE,
+    )
+    return organisation
+
+
 @transaction.atomic
 def case_provide_info(
     *, case: Case, applicant_user: Any, message: str, uploads: list[tuple[str, UploadedFile]] | None = None
 ) -> Case:
     """The citizen answers an information request; the case resumes and its due date moves
-    by the working days it waited."""
+    by the working days it waited. For a business's application, anyone holding a current
+    `file` grant for its service may answer on the business's behalf."""
     from civicore.applications.services import document_attach
 
     case = _locked(case)
-    if case.application.applicant.user_id != applicant_user.pk:
-        raise PermissionDenied(_("Only the applicant may answer."))
+    organisation = _answering_for(case, applicant_user)
     transition = _check(case, "provide_info", officer=None)
     message = _message(message, required=not uploads)
     for requirement, upload in uploads or []:
@@ -167,7 +216,14 @@ def case_provide_info(
         if waited > 0:
             case.due_at = add_working_days(case.due_at, waited)
         case.paused_at = None
-    _move(case, transition, actor=applicant_user, kind=CaseEvent.Kind.INFO_PROVIDED, message=message)
+    _move(
+        case,
+        transition,
+        actor=applicant_user,
+        kind=CaseEvent.Kind.INFO_PROVIDED,
+        message=message,
+        acting=organisation,
+    )
     case.save(update_fields=["state", "paused_at", "due_at"])
     return case
 

@@ -14,8 +14,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from civicore.agencies import permissions
 from civicore.agencies.models import Officer
-from civicore.agencies.selectors import officer_for_user
 from civicore.applications import selectors as application_selectors
 from civicore.cases import selectors, services
 from civicore.cases.models import Case
@@ -27,10 +27,10 @@ PAGE_SIZE = 25
 
 
 def _officer(request: HttpRequest) -> Officer:
-    officer = officer_for_user(request.user)
-    if officer is None:
-        raise DjangoPermissionDenied(_("Only officers can use the back office."))
-    return officer
+    try:
+        return permissions.officer_with_perm(request.user, permissions.CASE_VIEW)
+    except PermissionDenied as exc:
+        raise DjangoPermissionDenied(_("Only officers who work on cases can use the case inbox.")) from exc
 
 
 def _case(officer: Officer, case_id: int, *, audit_read: bool) -> Case:
@@ -95,6 +95,7 @@ def case_detail(request: HttpRequest, case_id: int) -> HttpResponse:
         "documents": application_selectors.documents_of(application),
         "events": selectors.events(case),
         "now": timezone.now(),
+        "steps": services.officer_steps(case, officer),
     }
     return render(request, "cases/detail.html", context)
 

@@ -1,5 +1,7 @@
 """Demo data: a province with its agencies, the imported catalogue, the online services, and
-people to log in as (citizens and one officer per agency), each with a TOTP second factor.
+people to log in as (citizens and one officer per agency), each with a TOTP second factor. The
+citizens from the population database are verified (assurance level 2); one more registered
+himself on the portal and is at level 1, to show how a service asks for a verified identity.
 Citizens' profiles carry realistic provenance: identity from the Ministry of Public Security's
 population database, marital status from the civil-status register, vehicles from the police,
 and education and a current address they declared themselves.
@@ -20,12 +22,14 @@ from allauth.mfa.models import Authenticator
 from allauth.mfa.totp.internal.auth import TOTP
 from django.db import transaction
 
-from civicore.agencies.models import Agency, Officer
+from civicore.agencies.models import Agency
+from civicore.agencies.services import officer_provision
 from civicore.catalogue import services as catalogue
 from civicore.identity.models import Person, User
 from civicore.identity.services import (
     person_find_by_national_id,
     person_register,
+    person_self_register,
     profile_item_declare,
     profile_items_record,
 )
@@ -63,6 +67,17 @@ CITIZENS = [
 ]
 
 PHONES = {"079090001234": "0901234567", "079192005678": "0912345678"}
+
+# A citizen who created their account on the portal: identity assurance level 1 (not yet verified
+# by an officer or an agency), so services that need level 2 (birth registration) ask them to
+# get verified first. (email, name, national ID, phone, TOTP secret)
+SELF_REGISTERED = (
+    "cuong@demo.civicore.invalid",
+    "Lê Văn Cường",
+    "079095009012",
+    "0987654321",
+    "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ",
+)
 
 # The national register of identity; the other agencies come from the catalogue's agencies.yaml.
 POPULATION_REGISTER = {
@@ -129,6 +144,89 @@ PROFILES: dict[str, list[tuple[str, dict[str, object]]]] = {
 
 OFFICER_SECRET = "MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U"  # noqa: S105 - published demo credential
 
+# Each agency's demo officer works and decides its cases; the commune's agency admin manages
+# its officers and systems but sees no case (least privilege).
+OFFICER_ROLES = ("decider",)
+ADMIN_AGENCY = "ubnd-xa-an-binh"
+
+# A household business of the first demo citizen, in the embedded business registry
+# (civicore/organisations/data/business_registry.yaml); the second citizen may file its
+# household business registration.
+BUSINESS = "8123456789"
+BUSINESS_SERVICE = "household-business-registration"
+
+
+def _agency_admin() -> list[DemoLogin]:
+    agency = Agency.objects.filter(code=ADMIN_AGENCY).first()
+    if agency is None:
+        return []
+    user = _user(f"admin.{agency.code}@demo.civicore.invalid", f"Quản trị {agency.name_vi}")
+    officer_provision(actor=None, user=user, agency=agency, roles=["agency_admin"])
+    _totp(user, OFFICER_SECRET)
+    return [
+        DemoLogin(
+            f"agency admin ({agency.code}): officers, systems",
+            user.email,
+            DEMO_PASSWORD,
+            OFFICER_SECRET,
+            user.full_name,
+        )
+    ]
+
+
+def _business() -> list[DemoLogin]:
+    """Register the business for its representative, invite the second citizen and let them
+    file one service for it for a year. Loading again leaves it as it is."""
+    from django.utils import timezone
+
+    from civicore.catalogue.models import Service
+    from civicore.organisations import services as organisations
+    from civicore.organisations.models import Membership, Organisation
+
+    # CITIZENS rows: (email, name, national ID, born, address, TOTP secret)
+    first, second = CITIZENS[0], CITIZENS[1]
+    admin, member = person_find_by_national_id(first[2]), person_find_by_national_id(second[2])
+    service = Service.objects.filter(code=BUSINESS_SERVICE).first()
+    if admin is None or member is None or service is None:
+        return []
+    organisation = Organisation.objects.filter(registration_number=BUSINESS).first()
+    if organisation is None:
+        organisation = organisations.organisation_register(person=admin, registration_number=BUSINESS)
+    membership = Membership.objects.filter(organisation=organisation, person=member).first()
+    if membership is None or membership.removed_at is not None:
+        membership = organisations.member_invite(
+            admin=admin, organisation=organisation, national_id=second[2]
+        )
+    if membership.accepted_at is None:
+        membership = organisations.member_accept(person=member, membership=membership)
+    if not membership.grants.filter(
+        service=service, permission="file", revoked_at__isnull=True, expires_at__gt=timezone.now()
+    ).exists():
+        organisations.role_grant(
+            admin=admin,
+            organisation=organisation,
+            membership=membership,
+            permission="file",
+            service=service,
+            expires_at=timezone.now() + dt.timedelta(days=365),
+        )
+    return [
+        DemoLogin(
+            f"business admin: {organisation.name} ({organisation.registration_number})",
+            first[0],
+            DEMO_PASSWORD,
+            first[5],
+            first[1],
+        ),
+        DemoLogin(
+            f"business role: file {service.code} for {organisation.registration_number}",
+            second[0],
+            DEMO_PASSWORD,
+            second[5],
+            second[1],
+        ),
+    ]
+
 
 def _totp(user: User, secret: str) -> None:
     Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).delete()
@@ -185,18 +283,31 @@ def load() -> list[DemoLogin]:
             )
         _profile(person, PROFILES.get(national_id, []))
         _totp(user, secret)
-        logins.append(DemoLogin("citizen", email, DEMO_PASSWORD, secret, name))
+        logins.append(DemoLogin("citizen (verified, level 2)", email, DEMO_PASSWORD, secret, name))
+
+    email, name, national_id, phone, secret = SELF_REGISTERED
+    user = _user(email, name)
+    if person_find_by_national_id(national_id) is None:
+        person_self_register(user=user, national_id=national_id, full_name=name, phone=phone)
+    _totp(user, secret)
+    logins.append(DemoLogin("citizen (unverified, level 1)", email, DEMO_PASSWORD, secret, name))
 
     for agency in Agency.objects.filter(services__isnull=False).distinct().order_by("code"):
         email = f"officer.{agency.code}@demo.civicore.invalid"
         user = _user(email, f"Cán bộ {agency.name_vi}")
-        Officer.objects.update_or_create(
-            user=user, defaults={"agency": agency, "role": Officer.Role.CASEWORKER}
-        )
+        officer_provision(actor=None, user=user, agency=agency, roles=list(OFFICER_ROLES))
         _totp(user, OFFICER_SECRET)
         logins.append(
-            DemoLogin(f"officer ({agency.code})", email, DEMO_PASSWORD, OFFICER_SECRET, user.full_name)
+            DemoLogin(
+                f"officer ({agency.code}): {', '.join(OFFICER_ROLES)}",
+                email,
+                DEMO_PASSWORD,
+                OFFICER_SECRET,
+                user.full_name,
+            )
         )
+    logins.extend(_agency_admin())
+    logins.extend(_business())
 
     admin = _user("admin@demo.civicore.invalid", "Quản trị viên", staff=True)
     admin.is_superuser = True

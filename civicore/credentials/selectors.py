@@ -22,6 +22,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from civicore.agencies.permissions import CASE_VIEW
 from civicore.agencies.selectors import officer_for_user
 from civicore.applications.models import Application
 from civicore.audit.services import record
@@ -248,6 +249,8 @@ def result_for_download(*, user: Any, public_id: uuid.UUID) -> ResultDocument:
         raise NotFound("No such result", code="result_not_found")
     if officer.agency_id != agency_id:
         raise PermissionDenied("This result belongs to another agency", code="other_agency")
+    if not officer.has_perm(CASE_VIEW):
+        raise PermissionDenied("Reading results needs the case.view permission", code="permission_required")
     if document is None:
         raise NotFound("The result has not been issued yet", code="result_not_found")
     record(

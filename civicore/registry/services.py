@@ -288,10 +288,14 @@ OFFICER_EDITABLE = (
 
 
 def _require_supervisor(officer: Any, app: AgencyApplication | None = None) -> None:
-    from civicore.agencies.models import Officer
+    from civicore.agencies import permissions
 
-    if officer is None or not officer.active or officer.role != Officer.Role.SUPERVISOR:
-        raise PermissionDenied(_("Only an agency's supervisors manage its systems."), code="not_supervisor")
+    permissions.require(
+        officer,
+        permissions.SYSTEMS_MANAGE,
+        message=_("Only officers allowed to manage the agency's systems may do this."),
+        code="not_supervisor",
+    )
     if app is not None and app.agency_id != officer.agency_id:
         raise PermissionDenied(_("This system belongs to another agency."), code="other_agency")
 

@@ -15,8 +15,8 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
+from civicore.agencies import permissions
 from civicore.agencies.models import Officer
-from civicore.agencies.selectors import officer_for_user
 from civicore.core.errors import ApplicationError, NotFound, PermissionDenied
 from civicore.registry import selectors, services
 from civicore.registry.forms import AgencyApplicationForm
@@ -24,10 +24,12 @@ from civicore.registry.models import AgencyApplication
 
 
 def _supervisor(request: HttpRequest) -> Officer:
-    officer = officer_for_user(request.user)
-    if officer is None or officer.role != Officer.Role.SUPERVISOR:
-        raise DjangoPermissionDenied(_("Only an agency's supervisors manage its systems."))
-    return officer
+    try:
+        return permissions.officer_with_perm(request.user, permissions.SYSTEMS_MANAGE)
+    except PermissionDenied as exc:
+        raise DjangoPermissionDenied(
+            _("Only officers allowed to manage the agency's systems may do this.")
+        ) from exc
 
 
 def _item_labels() -> dict[str, str]:

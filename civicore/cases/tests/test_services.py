@@ -5,7 +5,6 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from civicore.agencies.models import Officer
 from civicore.agencies.tests.factories import make_officer
 from civicore.applications.tests.factories import make_service, make_submitted
 from civicore.audit.models import AuditEntry
@@ -115,6 +114,6 @@ def test_inbox_shows_only_own_agency_and_filters(case_and_officer, django_assert
 
 def test_supervisor_may_decide(case_and_officer):
     case, officer = case_and_officer
-    supervisor = make_officer(agency=officer.agency, role=Officer.Role.SUPERVISOR)
+    supervisor = make_officer(agency=officer.agency, roles=("decider",))
     services.case_claim(case=case, officer=officer)
     assert services.case_approve(case=case, officer=supervisor).state == Case.State.APPROVED

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from civicore.agencies.tests.factories import make_officer
+from civicore.agencies.tests.factories import back_office_client, make_officer
 from civicore.applications.tests.factories import make_service, make_submitted
 from civicore.audit.models import AuditEntry
 from civicore.cases.models import Case
@@ -13,9 +13,8 @@ pytestmark = pytest.mark.django_db
 
 
 def _login(user) -> Client:
-    client = Client(HTTP_ACCEPT_LANGUAGE="en")
-    client.force_login(user)
-    return client
+    """The back office needs the second factor; the officer confirmed it at login."""
+    return back_office_client(user)
 
 
 @pytest.fixture

@@ -1,0 +1,977 @@
+"""The authorization matrix: every page and API operation, for every kind of caller.
+
+Each endpoint of the site (Django's URL resolver) and of the API (the OpenAPI schema) must have a
+row in ROWS saying which roles it lets through; the test sends each row's request as each role,
+with real objects in the path, and compares. A new endpoint without a row fails
+`test_every_endpoint_has_a_row` with the row to add, so nobody forgets to decide who may use it.
+
+Outcomes: a role is *let through* when the response is 2xx, a redirect somewhere other than a
+login page, or a 4xx about the input (400, 409, 415, 422: it got past the checks); it is
+*refused* on 401, 403, 404, a redirect to a login page, or an OAuth error about the client or
+token. 405 and 5xx are errors in the row or the code.
+
+Adding a row: `Row("GET", "<route as Django prints it>", <roles let through>)`, with `params`
+(values for the route's placeholders, taken from the world of objects below), `data` / `body`
+for POSTs and a `note` when the answer is surprising.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from django.contrib import admin
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import transaction
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
+
+from civicore.agencies.models import Officer
+from civicore.agencies.tests.factories import AgencyFactory, make_officer
+from civicore.applications import services as application_services
+from civicore.applications.models import Application
+from civicore.applications.tests.factories import VALID_ANSWERS, make_service, make_submitted, pdf_upload
+from civicore.identity.models import Person
+from civicore.identity.tests.factories import make_citizen
+from civicore.organisations.acting import SESSION_KEY
+from civicore.organisations.models import Membership, Organisation, RoleGrant
+from civicore.organisations.registry import BusinessRecord, FileBusinessRegistry
+from civicore.organisations.services import (
+    member_accept,
+    member_invite,
+    organisation_register,
+    role_grant,
+)
+
+pytestmark = pytest.mark.django_db
+
+# --- roles ------------------------------------------------------------------------------------
+
+ANONYMOUS = "anonymous"
+CITIZEN = "citizen"  # a citizen acting for themselves, owner of `application`
+BUSINESS_FILE = "business_file"  # acting for `organisation`, `file` grant for `service`
+BUSINESS_VIEW = "business_view"  # acting for `organisation`, `view` grant for `service`
+BUSINESS_ADMIN = "business_admin"  # acting for `organisation`: its admin, with no grant
+CASEWORKER = "caseworker"  # officer of `agency`, role caseworker
+DECIDER = "decider"  # officer of `agency`, role decider
+OTHER_AGENCY = "other_agency"  # officer of another agency holding every role there
+AGENCY_ADMIN = "agency_admin"  # officer of `agency`, role agency_admin only
+
+ROLES = (
+    ANONYMOUS,
+    CITIZEN,
+    BUSINESS_FILE,
+    BUSINESS_VIEW,
+    BUSINESS_ADMIN,
+    CASEWORKER,
+    DECIDER,
+    OTHER_AGENCY,
+    AGENCY_ADMIN,
+)
+BUSINESS = frozenset({BUSINESS_FILE, BUSINESS_VIEW, BUSINESS_ADMIN})
+
+EVERYONE = frozenset(ROLES)
+NOBODY: frozenset[str] = frozenset()
+SIGNED_IN = EVERYONE - {ANONYMOUS}
+PEOPLE = frozenset({CITIZEN}) | BUSINESS  # users with a citizen identity
+OFFICERS = frozenset({CASEWORKER, DECIDER, OTHER_AGENCY, AGENCY_ADMIN})
+CASE_OFFICERS = frozenset({CASEWORKER, DECIDER})  # case.view in the case's agency
+SYSTEMS = frozenset({AGENCY_ADMIN, OTHER_AGENCY})  # systems.manage / agency.admin somewhere
+
+
+def only(*roles: str) -> frozenset[str]:
+    return frozenset(roles)
+
+
+# --- the world the requests run against ---------------------------------------------------------
+
+BUSINESS_NUMBER = "0319999999"
+
+
+@dataclass
+class World:
+    users: dict[str, Any]
+    officers: dict[str, Officer]
+    persons: dict[str, Person]
+    agency: Any
+    service: Any
+    application: Application  # the citizen's own, submitted
+    org_application: Application  # filed by business_file for the organisation, submitted
+    organisation: Organisation
+    invitation: Membership  # of the citizen, pending
+    view_membership: Membership
+    file_grant: RoleGrant
+    system: Any  # an AgencyApplication of `agency`
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def case(self) -> Any:
+        return self.application.case
+
+    @property
+    def document(self) -> Any:
+        return self.application.documents.get()
+
+    @property
+    def org_document(self) -> Any:
+        return self.org_application.documents.get()
+
+
+def build_world() -> World:
+    from civicore.registry.tests.factories import make_application as make_system
+
+    agency = AgencyFactory()
+    service = make_service(agency=agency)
+    persons = {role: make_citizen() for role in (CITIZEN, BUSINESS_FILE, BUSINESS_VIEW, BUSINESS_ADMIN)}
+    application = make_submitted(persons[CITIZEN], service)
+
+    FileBusinessRegistry.add(
+        BusinessRecord(
+            registration_number=BUSINESS_NUMBER,
+            name="Công ty TNHH Ma Trận",
+            address="1 Đường Thử, xã An Bình",
+            representative_national_id=persons[BUSINESS_ADMIN].national_id,
+        )
+    )
+    admin_person = persons[BUSINESS_ADMIN]
+    organisation = organisation_register(person=admin_person, registration_number=BUSINESS_NUMBER)
+    memberships = {}
+    for role in (BUSINESS_FILE, BUSINESS_VIEW):
+        invited = member_invite(
+            admin=admin_person, organisation=organisation, national_id=persons[role].national_id
+        )
+        memberships[role] = member_accept(person=persons[role], membership=invited)
+    until = timezone.now() + dt.timedelta(days=30)
+    grants = {
+        role: role_grant(
+            admin=admin_person,
+            organisation=organisation,
+            membership=memberships[role],
+            permission=permission,
+            service=service,
+            expires_at=until,
+        )
+        for role, permission in ((BUSINESS_FILE, "file"), (BUSINESS_VIEW, "view"))
+    }
+    invitation = member_invite(
+        admin=admin_person, organisation=organisation, national_id=persons[CITIZEN].national_id
+    )
+    draft = application_services.application_start(
+        person=persons[BUSINESS_FILE], service=service, organisation=organisation
+    )
+    application_services.document_attach(
+        application=draft, requirement="birth-certificate", upload=pdf_upload()
+    )
+    org_application = application_services.application_submit(
+        application=draft, answers=dict(VALID_ANSWERS), actor=persons[BUSINESS_FILE]
+    )
+
+    other = AgencyFactory()
+    officers = {
+        CASEWORKER: make_officer(agency, roles=("caseworker",)),
+        DECIDER: make_officer(agency, roles=("decider",)),
+        AGENCY_ADMIN: make_officer(agency, roles=("agency_admin",)),
+        OTHER_AGENCY: make_officer(other, roles=("caseworker", "decider", "issuer", "agency_admin")),
+    }
+    system, _key = make_system(agency=agency)
+    users: dict[str, Any] = {ANONYMOUS: None}
+    users.update({role: person.user for role, person in persons.items()})
+    users.update({role: officer.user for role, officer in officers.items()})
+    return World(
+        users=users,
+        officers=officers,
+        persons=persons,
+        agency=agency,
+        service=service,
+        application=application,
+        org_application=org_application,
+        organisation=organisation,
+        invitation=invitation,
+        view_membership=memberships[BUSINESS_VIEW],
+        file_grant=grants[BUSINESS_FILE],
+        system=system,
+    )
+
+
+def issue_result(w: World, settings: Any, directory: Any) -> None:
+    """Approve the citizen's case and sign its result (for the result download rows)."""
+    from civicore.cases.services import case_approve, case_claim
+    from civicore.credentials.services import result_issue, signing_material_reset, signing_setup
+
+    signing_setup(directory=directory)
+    settings.SIGNING_DIR = directory
+    signing_material_reset()
+    decider = w.officers[DECIDER]
+    case_approve(case=case_claim(case=w.case, officer=decider), officer=decider)
+    result_issue(application_id=w.application.pk)
+
+
+def exchange_objects(w: World) -> dict[str, Any]:
+    """A change of the citizen's address told to a system of the agency (receipt, delivery)."""
+    from civicore.exchange.models import ChangeEvent, Delivery
+    from civicore.exchange.tests.factories import change, make_subscriber
+
+    make_subscriber("https://agency.example/hook", agency=w.agency)
+    change(w.persons[CITIZEN], ["address"])
+    event = ChangeEvent.objects.latest("id")
+    return {"event_uuid": event.uuid, "delivery_id": Delivery.objects.filter(event=event).first().pk}
+
+
+def consent_of_citizen(w: World) -> Any:
+    from civicore.consent.models import Consent
+
+    return Consent.objects.create(
+        person=w.persons[CITIZEN],
+        application=w.system,
+        items=["full_name"],
+        purpose="matrix",
+        purpose_name_vi="Kiểm thử",
+        expires_at=timezone.now() + dt.timedelta(days=1),
+    )
+
+
+# --- the table ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    method: str
+    route: str
+    allowed: frozenset[str]
+    params: Callable[[World], dict[str, Any]] | None = None
+    data: Callable[[World], dict[str, Any]] | None = None
+    body: Callable[[World], Any] | None = None  # JSON, for the API
+    content_type: str = "application/json"  # of `body`
+    path: Callable[[World], str] | None = None  # when the route cannot be filled in (regex routes)
+    label: str = ""
+    note: str = ""
+    needs: tuple[str, ...] = ()  # "result", "exchange", "consent"
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.method, self.route)
+
+    @property
+    def is_api(self) -> bool:
+        return self.route.startswith("/api/")
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.route}" + (f" [{self.label}]" if self.label else "")
+
+
+def _app(w: World) -> dict[str, Any]:
+    return {"public_id": w.application.public_id}
+
+
+def _org_app(w: World) -> dict[str, Any]:
+    return {"public_id": w.org_application.public_id}
+
+
+def _api_app(w: World) -> dict[str, Any]:
+    return {"application_id": w.application.public_id}
+
+
+def _api_org_app(w: World) -> dict[str, Any]:
+    return {"application_id": w.org_application.public_id}
+
+
+def _reg(w: World, **more: Any) -> dict[str, Any]:
+    return {"registration_number": w.organisation.registration_number, **more}
+
+
+def _upload(w: World) -> dict[str, Any]:
+    return {"requirement": "birth-certificate", "file": pdf_upload()}
+
+
+ROWS: list[Row] = [
+    # --- public --------------------------------------------------------------------------------
+    Row("GET", "", EVERYONE),
+    Row("GET", "healthz", EVERYONE),
+    Row("GET", ".well-known/jwks.json", EVERYONE),
+    Row("GET", ".well-known/openid-configuration", EVERYONE),
+    Row("GET", "api/v1/openapi.json", EVERYONE),
+    Row("GET", "api/v1/docs", EVERYONE),
+    Row("GET", "api/v1/", NOBODY, note="ninja's root has no page: 404 for all"),
+    Row("POST", "i18n/setlang/", EVERYONE, data=lambda w: {"language": "en", "next": "/"}),
+    Row("GET", "services/", EVERYONE),
+    Row(
+        "GET",
+        "services/procedures/<str:code>/",
+        NOBODY,
+        params=lambda w: {"code": "no-such"},
+        note="public page; no procedure in the world, so 404 for all",
+    ),
+    Row("GET", "services/<slug:code>/", EVERYONE, params=lambda w: {"code": w.service.code}),
+    Row("GET", "verify/", EVERYONE),
+    Row(
+        "GET",
+        "verify/<uuid:serial>/",
+        EVERYONE,
+        params=lambda w: {"serial": uuid.uuid4()},
+        note="public: an unknown serial is a page saying so",
+    ),
+    # --- accounts (django-allauth) --------------------------------------------------------------
+    Row("GET", "accounts/login/", EVERYONE),
+    Row("POST", "accounts/logout/", EVERYONE),
+    Row("GET", "accounts/inactive/", EVERYONE),
+    Row("GET", "accounts/signup/", EVERYONE),
+    Row("GET", "accounts/reauthenticate/", SIGNED_IN),
+    Row("GET", "accounts/reauthenticate/code/", SIGNED_IN),
+    Row("GET", "accounts/reauthenticate/code/confirm/", SIGNED_IN),
+    Row("GET", "accounts/email/", SIGNED_IN),
+    Row("GET", "accounts/confirm-email/", EVERYONE),
+    Row("GET", "accounts/password/change/", SIGNED_IN),
+    Row("GET", "accounts/password/set/", SIGNED_IN),
+    Row("GET", "accounts/password/reset/", EVERYONE),
+    Row("GET", "accounts/login/code/confirm/", SIGNED_IN, note="outside a login by code, sends to login"),
+    Row(
+        "GET",
+        "accounts/^confirm-email/(?P<key>[-:\\w]+)/$",
+        EVERYONE,
+        path=lambda w: "/accounts/confirm-email/not-a-key/",
+        note="a bad key is a page saying so",
+    ),
+    Row("GET", "accounts/password/reset/key/done/", EVERYONE),
+    Row(
+        "GET",
+        "accounts/^password/reset/key/(?P<uidb36>[0-9A-Za-z]+)-(?P<key>.+)/$",
+        EVERYONE,
+        path=lambda w: "/accounts/password/reset/key/1-not-a-key/",
+    ),
+    Row("GET", "accounts/password/reset/done/", EVERYONE),
+    Row("GET", "accounts/2fa/", SIGNED_IN),
+    Row("GET", "accounts/2fa/authenticate/", SIGNED_IN, note="outside a login in progress, sends to login"),
+    Row("GET", "accounts/2fa/reauthenticate/", SIGNED_IN),
+    Row("GET", "accounts/2fa/totp/activate/", SIGNED_IN),
+    Row("GET", "accounts/2fa/totp/deactivate/", SIGNED_IN),
+    Row("GET", "accounts/2fa/recovery-codes/", SIGNED_IN),
+    Row("GET", "accounts/2fa/recovery-codes/generate/", SIGNED_IN),
+    Row("GET", "accounts/2fa/recovery-codes/download/", SIGNED_IN),
+    Row("GET", "accounts/2fa/webauthn/", SIGNED_IN),
+    Row("GET", "accounts/2fa/webauthn/add/", SIGNED_IN),
+    Row("GET", "accounts/2fa/webauthn/reauthenticate/", SIGNED_IN),
+    Row(
+        "GET",
+        "accounts/2fa/webauthn/keys/<int:pk>/remove/",
+        SIGNED_IN,
+        params=lambda w: {"pk": 999999},
+        note="asks to re-authenticate first; someone else's key is then 404 (allauth)",
+    ),
+    Row(
+        "GET",
+        "accounts/2fa/webauthn/keys/<int:pk>/edit/",
+        SIGNED_IN,
+        params=lambda w: {"pk": 999999},
+        note="as remove",
+    ),
+    Row(
+        "GET",
+        "accounts/2fa/webauthn/login/",
+        SIGNED_IN,
+        note="a POST of the passkey login; GET sends to login",
+    ),
+    Row("GET", "accounts/sessions/", SIGNED_IN),
+    # --- the citizen's own applications ----------------------------------------------------------
+    Row("GET", "applications/", PEOPLE, note="acting for a business, sends to the business's list"),
+    Row(
+        "POST",
+        "applications/start/<slug:code>/",
+        only(CITIZEN, BUSINESS_FILE),
+        params=lambda w: {"code": w.service.code},
+        note="for a business: a current `file` grant",
+    ),
+    Row("GET", "applications/<uuid:public_id>/", only(CITIZEN), params=_app, label="own"),
+    Row(
+        "GET",
+        "applications/<uuid:public_id>/",
+        only(BUSINESS_FILE, BUSINESS_VIEW),
+        params=_org_app,
+        label="business's",
+    ),
+    Row("GET", "applications/<uuid:public_id>/receipt/", only(CITIZEN), params=_app, label="own"),
+    Row(
+        "GET",
+        "applications/<uuid:public_id>/receipt/",
+        only(BUSINESS_FILE, BUSINESS_VIEW),
+        params=_org_app,
+        label="business's",
+    ),
+    Row(
+        "POST",
+        "applications/<uuid:public_id>/documents/",
+        only(CITIZEN),
+        params=_app,
+        data=_upload,
+        label="own",
+    ),
+    Row(
+        "POST",
+        "applications/<uuid:public_id>/documents/",
+        only(BUSINESS_FILE),
+        params=_org_app,
+        data=_upload,
+        label="business's",
+        note="changing needs `file`",
+    ),
+    Row(
+        "POST",
+        "applications/<uuid:public_id>/documents/<uuid:document_id>/delete/",
+        only(CITIZEN),
+        params=lambda w: {**_app(w), "document_id": w.document.public_id},
+        label="own",
+    ),
+    Row(
+        "POST",
+        "applications/<uuid:public_id>/documents/<uuid:document_id>/delete/",
+        only(BUSINESS_FILE),
+        params=lambda w: {**_org_app(w), "document_id": w.org_document.public_id},
+        label="business's",
+    ),
+    Row(
+        "POST",
+        "applications/<uuid:public_id>/respond/",
+        only(CITIZEN),
+        params=_app,
+        data=lambda w: {"message": "x"},
+        label="own",
+    ),
+    Row(
+        "POST",
+        "applications/<uuid:public_id>/respond/",
+        only(BUSINESS_FILE),
+        params=_org_app,
+        data=lambda w: {"message": "x"},
+        label="business's",
+    ),
+    Row(
+        "GET",
+        "applications/documents/<uuid:document_id>/",
+        only(CITIZEN),
+        params=lambda w: {"document_id": w.document.public_id},
+        label="own",
+    ),
+    Row(
+        "GET",
+        "applications/documents/<uuid:document_id>/",
+        only(BUSINESS_FILE, BUSINESS_VIEW),
+        params=lambda w: {"document_id": w.org_document.public_id},
+        label="business's",
+    ),
+    Row(
+        "GET",
+        "results/<uuid:public_id>/",
+        only(CITIZEN, CASEWORKER, DECIDER),
+        params=_app,
+        needs=("result",),
+    ),
+    # --- businesses --------------------------------------------------------------------------------
+    Row("GET", "business/", PEOPLE),
+    Row("POST", "business/act-for/", PEOPLE, data=lambda w: {"organisation": ""}, label="myself"),
+    Row(
+        "POST",
+        "business/register/",
+        PEOPLE,
+        data=lambda w: {"registration_number": "0300000000"},
+        note="refused by the registry: a message on the page",
+    ),
+    Row("GET", "business/applications/", PEOPLE, note="not acting for a business: sent to /business/"),
+    Row(
+        "POST",
+        "business/invitations/<int:membership_id>/",
+        only(CITIZEN),
+        params=lambda w: {"membership_id": w.invitation.pk},
+        data=lambda w: {"action": "accept"},
+    ),
+    Row("GET", "business/<str:registration_number>/members/", only(BUSINESS_ADMIN), params=_reg),
+    Row(
+        "POST",
+        "business/<str:registration_number>/members/invite/",
+        only(BUSINESS_ADMIN),
+        params=_reg,
+        data=lambda w: {"national_id": "079000000000"},
+    ),
+    Row(
+        "POST",
+        "business/<str:registration_number>/members/<int:membership_id>/",
+        only(BUSINESS_ADMIN),
+        params=lambda w: _reg(w, membership_id=w.view_membership.pk),
+        data=lambda w: {"action": "make_admin"},
+    ),
+    Row(
+        "POST",
+        "business/<str:registration_number>/grants/",
+        only(BUSINESS_ADMIN),
+        params=_reg,
+        data=lambda w: {
+            "membership": w.view_membership.pk,
+            "permission": "pay",
+            "service": "",
+            "expires_on": (timezone.localdate() + dt.timedelta(days=10)).isoformat(),
+        },
+    ),
+    Row(
+        "POST",
+        "business/<str:registration_number>/grants/<int:grant_id>/revoke/",
+        only(BUSINESS_ADMIN),
+        params=lambda w: _reg(w, grant_id=w.file_grant.pk),
+    ),
+    # --- the citizen's data -----------------------------------------------------------------------
+    Row("GET", "my-profile/", SIGNED_IN, note="officers have no citizen identity: an empty profile"),
+    Row(
+        "POST",
+        "my-profile/<slug:key>/",
+        PEOPLE,
+        params=lambda w: {"key": "email"},
+        data=lambda w: {"value": "not an e-mail"},
+    ),
+    Row("GET", "my-profile/sessions/", SIGNED_IN),
+    Row("POST", "my-profile/sessions/end-others/", SIGNED_IN),
+    Row(
+        "POST",
+        "my-profile/sessions/<int:session_id>/end/",
+        NOBODY,
+        params=lambda w: {"session_id": 999999},
+        note="someone's session: 404 for anyone else",
+    ),
+    Row("GET", "my-data/", SIGNED_IN, note="officers have no citizen identity: nothing to list"),
+    Row("GET", "my-data/export.csv", SIGNED_IN, note="as my-data/"),
+    Row("GET", "my-data/consents/", SIGNED_IN, note="as my-data/"),
+    Row(
+        "POST",
+        "my-data/consents/<uuid:public_id>/revoke",
+        only(CITIZEN),
+        params=lambda w: {"public_id": w.extra["consent"].public_id},
+        needs=("consent",),
+    ),
+    Row("GET", "my-data/changes/", SIGNED_IN, note="as my-data/"),
+    Row(
+        "GET",
+        "my-data/changes/<uuid:event_uuid>/",
+        only(CITIZEN),
+        params=lambda w: {"event_uuid": w.extra["event_uuid"]},
+        needs=("exchange",),
+    ),
+    Row("GET", "inbox/", SIGNED_IN),
+    Row(
+        "POST",
+        "inbox/<int:notification_id>/read",
+        only(CITIZEN),
+        params=lambda w: {"notification_id": w.persons[CITIZEN].user.notifications.first().pk},
+    ),
+    # --- OAuth / OpenID Connect (agency systems) ---------------------------------------------------
+    Row("GET", "oauth/authorize", PEOPLE, note="citizens consent; without a client an error page (400)"),
+    Row(
+        "POST",
+        "oauth/token",
+        NOBODY,
+        note="client authentication (private_key_jwt) only",
+        data=lambda w: {"grant_type": "authorization_code", "code": "x", "client_id": w.system.client_id},
+    ),
+    Row("POST", "oauth/par", NOBODY),
+    Row("GET", "oauth/userinfo", NOBODY, note="access token only"),
+    Row("POST", "oauth/revoke", NOBODY),
+    Row("GET", "oauth/logout", EVERYONE),
+    # --- back office: cases ------------------------------------------------------------------------
+    Row("GET", "office/", CASE_OFFICERS | {OTHER_AGENCY}, note="case.view; each sees their own agency's"),
+    Row("GET", "office/cases/<int:case_id>/", CASE_OFFICERS, params=lambda w: {"case_id": w.case.pk}),
+    Row(
+        "GET",
+        "office/cases/<int:case_id>/documents/<uuid:document_id>/",
+        CASE_OFFICERS,
+        params=lambda w: {"case_id": w.case.pk, "document_id": w.document.public_id},
+    ),
+    Row(
+        "POST",
+        "office/cases/<int:case_id>/<slug:action>/",
+        CASE_OFFICERS,
+        params=lambda w: {"case_id": w.case.pk, "action": "claim"},
+    ),
+    # --- back office: officers, systems, deliveries ------------------------------------------------
+    Row("GET", "office/officers/", SYSTEMS, note="agency.admin, own agency's officers"),
+    Row("POST", "office/officers/add/", SYSTEMS, data=lambda w: {"email": "nobody@example.test"}),
+    Row("POST", "office/officers/teams/add/", SYSTEMS, data=lambda w: {"name": "Một cửa"}),
+    Row(
+        "POST",
+        "office/officers/<int:officer_id>/roles/",
+        only(AGENCY_ADMIN),
+        params=lambda w: {"officer_id": w.officers[CASEWORKER].pk},
+        data=lambda w: {"action": "grant", "role": "issuer"},
+    ),
+    Row(
+        "POST",
+        "office/officers/<int:officer_id>/team/",
+        only(AGENCY_ADMIN),
+        params=lambda w: {"officer_id": w.officers[CASEWORKER].pk},
+        data=lambda w: {"team": ""},
+    ),
+    Row(
+        "POST",
+        "office/officers/<int:officer_id>/deactivate/",
+        only(AGENCY_ADMIN),
+        params=lambda w: {"officer_id": w.officers[CASEWORKER].pk},
+    ),
+    Row("GET", "office/systems/", SYSTEMS, note="systems.manage"),
+    Row("GET", "office/systems/new/", SYSTEMS),
+    Row(
+        "GET",
+        "office/systems/<slug:client_id>/",
+        only(AGENCY_ADMIN),
+        params=lambda w: {"client_id": w.system.client_id},
+    ),
+    Row("GET", "office/deliveries/", SYSTEMS, note="systems.manage, own agency's deliveries"),
+    Row("POST", "office/deliveries/replay-dead/", SYSTEMS),
+    Row(
+        "GET",
+        "office/deliveries/<int:delivery_id>/",
+        only(AGENCY_ADMIN),
+        params=lambda w: {"delivery_id": w.extra["delivery_id"]},
+        needs=("exchange",),
+    ),
+    Row(
+        "POST",
+        "office/deliveries/<int:delivery_id>/replay/",
+        only(AGENCY_ADMIN),
+        params=lambda w: {"delivery_id": w.extra["delivery_id"]},
+        needs=("exchange",),
+    ),
+    # --- API: catalogue (public) -------------------------------------------------------------------
+    Row("GET", "/api/v1/catalogue/services", EVERYONE),
+    Row("GET", "/api/v1/catalogue/services/{code}", EVERYONE, params=lambda w: {"code": w.service.code}),
+    Row("GET", "/api/v1/catalogue/procedures", EVERYONE),
+    Row("GET", "/api/v1/catalogue/procedures/{code}", NOBODY, params=lambda w: {"code": "no-such"}),
+    # --- API: applications (X-Acting-For for the business roles) -----------------------------------
+    Row(
+        "POST",
+        "/api/v1/applications",
+        only(CITIZEN, BUSINESS_FILE),
+        body=lambda w: {"service": w.service.code, "answers": {}},
+        note="for a business: `file` grant",
+    ),
+    Row("GET", "/api/v1/applications", PEOPLE, note="a business's list holds what the grants cover"),
+    Row("GET", "/api/v1/applications/{application_id}", only(CITIZEN), params=_api_app, label="own"),
+    Row(
+        "GET",
+        "/api/v1/applications/{application_id}",
+        only(BUSINESS_FILE, BUSINESS_VIEW),
+        params=_api_org_app,
+        label="business's",
+    ),
+    Row(
+        "PATCH",
+        "/api/v1/applications/{application_id}",
+        only(CITIZEN),
+        params=_api_app,
+        body=lambda w: {"answers": {}},
+        label="own",
+        note="409: already submitted",
+    ),
+    Row(
+        "PATCH",
+        "/api/v1/applications/{application_id}",
+        only(BUSINESS_FILE),
+        params=_api_org_app,
+        body=lambda w: {"answers": {}},
+        label="business's",
+    ),
+    Row(
+        "POST",
+        "/api/v1/applications/{application_id}/documents",
+        only(CITIZEN),
+        params=_api_app,
+        data=_upload,
+        label="own",
+    ),
+    Row(
+        "POST",
+        "/api/v1/applications/{application_id}/documents",
+        only(BUSINESS_FILE),
+        params=_api_org_app,
+        data=_upload,
+        label="business's",
+    ),
+    Row(
+        "POST",
+        "/api/v1/applications/{application_id}/submit",
+        only(CITIZEN),
+        params=_api_app,
+        body=lambda w: {},
+        label="own",
+    ),
+    Row(
+        "POST",
+        "/api/v1/applications/{application_id}/submit",
+        only(BUSINESS_FILE),
+        params=_api_org_app,
+        body=lambda w: {},
+        label="business's",
+    ),
+    Row(
+        "POST",
+        "/api/v1/applications/{application_id}/respond",
+        only(CITIZEN),
+        params=_api_app,
+        body=lambda w: {"message": "x"},
+        label="own",
+    ),
+    Row(
+        "POST",
+        "/api/v1/applications/{application_id}/respond",
+        only(BUSINESS_FILE),
+        params=_api_org_app,
+        body=lambda w: {"message": "x"},
+        label="business's",
+    ),
+    # --- API: cases ----------------------------------------------------------------------------------
+    Row("GET", "/api/v1/cases", CASE_OFFICERS | {OTHER_AGENCY}),
+    Row("GET", "/api/v1/cases/{case_id}", CASE_OFFICERS, params=lambda w: {"case_id": w.case.pk}),
+    Row(
+        "POST",
+        "/api/v1/cases/{case_id}/{action}",
+        CASE_OFFICERS,
+        params=lambda w: {"case_id": w.case.pk, "action": "claim"},
+        body=lambda w: {},
+    ),
+    # --- API: results, notifications, agency systems ----------------------------------------------
+    Row(
+        "POST",
+        "/api/v1/credentials/verify",
+        EVERYONE,
+        data=lambda w: {"file": SimpleUploadedFile("x.pdf", b"%PDF-1.4\n%%EOF\n", "application/pdf")},
+    ),
+    Row("GET", "/api/v1/credentials/verify/{serial}", EVERYONE, params=lambda w: {"serial": uuid.uuid4()}),
+    Row(
+        "GET",
+        "/api/v1/credentials/results/{application_public_id}",
+        only(CITIZEN, CASEWORKER, DECIDER),
+        params=lambda w: {"application_public_id": w.application.public_id},
+        needs=("result",),
+    ),
+    Row("GET", "/api/v1/notifications", SIGNED_IN),
+    Row(
+        "POST",
+        "/api/v1/notifications/{notification_id}/read",
+        only(CITIZEN),
+        params=lambda w: {"notification_id": w.persons[CITIZEN].user.notifications.first().pk},
+    ),
+    Row("GET", "/api/v1/consent/person", NOBODY, note="an OAuth access token only"),
+    Row(
+        "POST",
+        "/api/v1/exchange/profile-updates",
+        NOBODY,
+        body=lambda w: "a.b.c",
+        content_type="application/jose",
+        note="requests signed by an agency system only",
+    ),
+    Row(
+        "POST",
+        "/api/v1/exchange/person-query",
+        NOBODY,
+        body=lambda w: "a.b.c",
+        content_type="application/jose",
+        note="requests signed by an agency system only",
+    ),
+]
+
+# Django routes under these prefixes are not listed one by one: they are checked by their own test.
+ADMIN_PREFIX = "admin/"
+# Django's view of the NinjaAPI; the API's operations are listed from its OpenAPI schema instead.
+API_PREFIX = "api/v1/"
+API_PAGES = {"api/v1/openapi.json", "api/v1/docs", "api/v1/"}
+
+
+# --- enumerating the endpoints -----------------------------------------------------------------
+
+
+def _walk(patterns: list[Any], prefix: str = "") -> Iterator[str]:
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            yield from _walk(pattern.url_patterns, prefix + str(pattern.pattern))
+        elif isinstance(pattern, URLPattern):
+            yield prefix + str(pattern.pattern)
+
+
+def site_routes() -> set[str]:
+    return {
+        route
+        for route in _walk(get_resolver().url_patterns)
+        if not route.startswith(ADMIN_PREFIX) and (not route.startswith(API_PREFIX) or route in API_PAGES)
+    }
+
+
+def api_operations() -> set[tuple[str, str]]:
+    from config.api import api
+
+    schema = api.get_openapi_schema()
+    return {
+        (method.upper(), path)
+        for path, operations in schema["paths"].items()
+        for method in operations
+        if method in ("get", "post", "put", "patch", "delete")
+    }
+
+
+def test_every_endpoint_has_a_row() -> None:
+    listed_routes = {row.route for row in ROWS if not row.is_api}
+    listed_operations = {row.key for row in ROWS if row.is_api}
+    routes = site_routes()
+    operations = api_operations()
+    missing = sorted(routes - listed_routes)
+    missing_api = sorted(operations - listed_operations)
+    stale = sorted((listed_routes - routes) | {f"{m} {p}" for m, p in listed_operations - operations})
+    lines = []
+    if missing or missing_api:
+        lines.append("These endpoints are not in the authorization matrix. Decide who may use each and add")
+        lines.append("a row to ROWS in tests/test_authorization_matrix.py, for example:")
+        lines += [f'    Row("GET", {route!r}, SIGNED_IN),' for route in missing]
+        lines += [f"    Row({method!r}, {path!r}, SIGNED_IN)," for method, path in missing_api]
+    if stale:
+        lines.append("These rows name endpoints that no longer exist; remove them:")
+        lines += [f"    {entry}" for entry in stale]
+    assert not lines, "\n".join(lines)
+
+
+def test_every_role_is_decided_once_per_row() -> None:
+    unknown = {str(row): sorted(row.allowed - EVERYONE) for row in ROWS if row.allowed - EVERYONE}
+    assert not unknown, f"rows name roles that do not exist: {unknown}"
+    seen: dict[tuple[str, str, str], int] = {}
+    for row in ROWS:
+        seen[(row.method, row.route, row.label)] = seen.get((row.method, row.route, row.label), 0) + 1
+    assert not [key for key, count in seen.items() if count > 1], "two rows for the same request"
+
+
+# --- sending the requests ------------------------------------------------------------------------
+
+_CONVERTER = re.compile(r"<(?:[a-z]+:)?([a-zA-Z_]+)>")
+_API_PARAM = re.compile(r"\{([a-zA-Z_]+)\}")
+
+
+def url_of(row: Row, w: World) -> str:
+    if row.path is not None:
+        return row.path(w)
+    params = row.params(w) if row.params else {}
+    if row.is_api:
+        return _API_PARAM.sub(lambda m: str(params[m.group(1)]), row.route)
+    return "/" + _CONVERTER.sub(lambda m: str(params[m.group(1)]), row.route)
+
+
+def client_for(role: str, w: World) -> Client:
+    from allauth.account.internal.flows.login import (
+        _AUTHENTICATION_METHODS_USER_SESSION_KEY,
+        AUTHENTICATION_METHODS_SESSION_KEY,
+    )
+    from allauth.account.internal.userkit import user_id_to_str
+    from allauth.mfa.models import Authenticator
+    from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
+    from allauth.mfa.totp.internal.auth import TOTP
+
+    headers: dict[str, str] = {"HTTP_ACCEPT_LANGUAGE": "en"}
+    if role in BUSINESS:
+        headers["HTTP_X_ACTING_FOR"] = w.organisation.registration_number
+    client = Client(**headers)
+    user = w.users[role]
+    if user is None:
+        return client
+    # Everyone logs in with a second factor, as the back office requires of officers: the matrix is
+    # about what each role may do, not about how they logged in.
+    if not Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists():
+        TOTP.activate(user, "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP")
+        RecoveryCodes.activate(user)
+    client.force_login(user)
+    session = client.session
+    session[AUTHENTICATION_METHODS_SESSION_KEY] = [
+        {"method": "mfa", "type": "totp", "at": timezone.now().timestamp()}
+    ]
+    session[_AUTHENTICATION_METHODS_USER_SESSION_KEY] = user_id_to_str(user)
+    if role in BUSINESS:
+        organisation = w.organisation
+        session[SESSION_KEY] = {
+            "id": organisation.pk,
+            "registration_number": organisation.registration_number,
+            "name": organisation.name,
+        }
+    session.save()
+    return client
+
+
+OAUTH_REFUSALS = {"invalid_client", "invalid_token", "unauthorized_client", "access_denied"}
+
+
+def outcome(response: Any) -> str:
+    status = response.status_code
+    if status in (401, 403, 404):
+        return "refused"
+    if status == 400 and response.get("Content-Type", "").startswith("application/json"):
+        error = response.json().get("error") if isinstance(response.json(), dict) else None
+        if error in OAUTH_REFUSALS:
+            return "refused"
+    if 300 <= status < 400:
+        location = response.get("Location", "")
+        return "refused" if "/login/" in location else "allowed"
+    if status == 405 or status >= 500:
+        return f"error {status}"
+    return "allowed"
+
+
+def send(row: Row, role: str, client: Client, w: World) -> str:
+    url = url_of(row, w)
+    method = row.method.lower()
+    kwargs: dict[str, Any] = {}
+    if row.body is not None:
+        kwargs = {"data": row.body(w), "content_type": row.content_type}
+    elif row.data is not None:
+        kwargs = {"data": row.data(w)}
+    try:
+        with transaction.atomic():
+            response = getattr(client, method)(url, **kwargs)
+            transaction.set_rollback(True)
+    except Exception as exc:  # noqa: BLE001 - reported in the table
+        return f"exception {type(exc).__name__}: {exc}"
+    return outcome(response)
+
+
+@pytest.fixture(autouse=True)
+def _forget_registry_entries() -> Iterator[None]:
+    yield
+    FileBusinessRegistry.forget_added()
+
+
+@pytest.mark.parametrize("row", ROWS, ids=str)
+def test_matrix(row: Row, settings: Any, tmp_path: Any) -> None:
+    w = build_world()
+    if "result" in row.needs:
+        issue_result(w, settings, tmp_path / "signing")
+    if "exchange" in row.needs:
+        w.extra.update(exchange_objects(w))
+    if "consent" in row.needs:
+        w.extra["consent"] = consent_of_citizen(w)
+    wrong = {}
+    for role in ROLES:
+        got = send(row, role, client_for(role, w), w)
+        expected = "allowed" if role in row.allowed else "refused"
+        if got != expected:
+            wrong[role] = f"expected {expected}, got {got}"
+    assert not wrong, f"{row}: " + "; ".join(f"{role}: {text}" for role, text in wrong.items())
+
+
+def test_admin_site_is_staff_only() -> None:
+    """The Django admin (platform staff only) refuses every role of the matrix, on its index
+    and every model's list."""
+    w = build_world()
+    urls = [reverse("admin:index")] + [
+        reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+        for model in admin.site._registry
+    ]
+    wrong = []
+    for role in ROLES:
+        client = client_for(role, w)
+        for url in urls:
+            got = outcome(client.get(url))
+            if got != "refused":
+                wrong.append(f"{role} {url}: {got}")
+    assert not wrong, "\n".join(wrong)
