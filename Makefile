@@ -47,8 +47,13 @@ lint: install-dev
 bench: install-dev
 	$(BIN)/python bench/submission.py
 	$(BIN)/python bench/fanout.py
+	$(BIN)/python bench/tokens.py
+
 bench-fanout: install-dev
 	$(BIN)/python bench/fanout.py
+
+bench-tokens: install-dev
+	$(BIN)/python bench/tokens.py
 
 clean:
 	rm -rf $(VENV) var

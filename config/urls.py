@@ -2,6 +2,7 @@ from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.urls import include, path
 
+from civicore.consent.views import openid_configuration
 from civicore.core.views import healthz, jwks
 from config.api import api
 
@@ -11,6 +12,7 @@ admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-a
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path(".well-known/jwks.json", jwks, name="jwks"),
+    path(".well-known/openid-configuration", openid_configuration, name="openid_configuration"),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),

@@ -1,14 +1,15 @@
 """Consents a citizen gives an agency application, and the OAuth artefacts that carry them.
 
 A Consent names the items, the purpose and how long; it is checked on every read, so revoking it
-or letting it expire stops the agency at once. Authorization codes and access tokens are kept
-only as SHA-256 hashes, are short-lived, and each belongs to exactly one consent.
+or letting it expire stops the agency at once. Pushed requests, authorization codes, access and
+refresh tokens are kept only as SHA-256 hashes, and each token belongs to exactly one consent.
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from django.db import models
 from django.utils import timezone
@@ -26,7 +27,9 @@ class Consent(models.Model):
     application = models.ForeignKey(
         "registry.AgencyApplication", on_delete=models.PROTECT, related_name="consents"
     )
-    items = models.JSONField(default=list, help_text=_("Profile item keys the application may read"))
+    items = models.JSONField(
+        default=list, blank=True, help_text=_("Profile item keys the application may read")
+    )
     purpose = models.CharField(max_length=60)
     # The purpose as the citizen read it on the consent screen, kept even if the registry changes.
     purpose_name_vi = models.CharField(max_length=300)
@@ -35,6 +38,9 @@ class Consent(models.Model):
     expires_at = models.DateTimeField()
     revoked_at = models.DateTimeField(null=True, blank=True)
     ended_because = models.CharField(max_length=20, choices=Ending.choices, blank=True)
+    # The citizen allowed the application to keep receiving the items while they are away
+    # (the offline_access scope): it may then refresh its tokens until the consent ends.
+    offline_access = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-granted_at", "-id"]
@@ -72,6 +78,19 @@ class AuthorizationCode(models.Model):
     issued_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)
+    # OpenID Connect: what the ID token will say about the login behind this code.
+    nonce = models.CharField(max_length=255, blank=True)
+    auth_time = models.DateTimeField(null=True, blank=True)
+    acr = models.CharField(max_length=100, blank=True)
+    amr = models.JSONField(default=list, blank=True)
+    sid = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["application", "nonce"], name="consent_code_nonce", condition=~models.Q(nonce="")
+            )
+        ]
 
     def __str__(self) -> str:
         return f"code for consent {self.consent_id}"
@@ -116,3 +135,50 @@ class ClientAssertionUse(models.Model):
 
     def __str__(self) -> str:
         return self.jti
+
+
+class RefreshToken(models.Model):
+    """An opaque refresh token (only its SHA-256 is stored), issued when the citizen allowed
+    offline access. Each use spends it and issues the next one of its family, the tokens that
+    descend from one authorization code; presenting a spent one revokes the whole family."""
+
+    token_hash = models.CharField(max_length=64, unique=True)
+    application = models.ForeignKey("registry.AgencyApplication", on_delete=models.CASCADE, related_name="+")
+    consent = models.ForeignKey(Consent, on_delete=models.CASCADE, related_name="refresh_tokens")
+    code = models.ForeignKey(AuthorizationCode, on_delete=models.CASCADE, related_name="refresh_tokens")
+    scope = models.CharField(max_length=1000)
+    issued_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"refresh token for consent {self.consent_id}"
+
+    # What Authlib's refresh token grant asks of a token.
+    def get_scope(self) -> str:
+        return self.scope
+
+    def check_client(self, client: Any) -> bool:
+        return bool(self.application_id == client.application.pk)
+
+
+class PushedAuthorizationRequest(models.Model):
+    """An authorization request an application pushed (RFC 9126), already validated, waiting for
+    the citizen's browser to bring its request_uri (hashed here) to the authorization endpoint.
+
+    It must be presented before `expires_at`; the first browser to present it holds it (by a
+    secret in that browser's session) until `decide_by`, long enough to log in and decide, and
+    the decision spends it."""
+
+    request_uri_hash = models.CharField(max_length=64, unique=True)
+    application = models.ForeignKey("registry.AgencyApplication", on_delete=models.CASCADE, related_name="+")
+    parameters = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+    browser_hash = models.CharField(max_length=64, blank=True)
+    decide_by = models.DateTimeField(null=True, blank=True)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"pushed request of {self.application_id}"

@@ -11,7 +11,7 @@ from typing import Any
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from civicore.consent.models import AccessToken, AuthorizationCode, Consent
+from civicore.consent.models import AccessToken, AuthorizationCode, Consent, RefreshToken
 from civicore.identity import items as item_registry
 from civicore.identity.models import Person, ProfileItem
 from civicore.registry.models import AgencyApplication
@@ -64,6 +64,15 @@ def code_by_hash(*, code_hash: str, application: AgencyApplication) -> Authoriza
 
 def token_by_hash(token_hash: str) -> AccessToken | None:
     return AccessToken.objects.filter(token_hash=token_hash).first()
+
+
+def refresh_token_by_hash(token_hash: str) -> RefreshToken | None:
+    """The refresh token with what a refresh needs: its consent, person and family's code."""
+    return (
+        RefreshToken.objects.select_related("consent__person", "consent__application__agency", "code")
+        .filter(token_hash=token_hash)
+        .first()
+    )
 
 
 @dataclass(frozen=True)

@@ -1,32 +1,48 @@
-"""The OAuth endpoints (consent screen and token) and the citizen's consent dashboard.
+"""The OAuth and OpenID Connect endpoints (consent screen, token, PAR, userinfo, revocation,
+logout, discovery) and the citizen's consent dashboard.
 
 A request whose client or redirect_uri cannot be trusted is answered with an error page here and
-never redirected; once both are known, errors go back to the client as RFC 6749 says.
+never redirected; once both are known, errors go back to the client as RFC 6749 says. Every
+refusal is logged (civicore.consent.oauth.log_refusal) and none is a 500.
 """
 
 from __future__ import annotations
 
 import re
+import secrets
+import time
 import uuid
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from authlib.oauth2 import OAuth2Error
-from authlib.oauth2.rfc6749 import InvalidClientError
+from authlib.oauth2.rfc6749 import InvalidClientError, InvalidRequestError
+from authlib.oidc.core.errors import ConsentRequiredError
 from django.contrib import messages
+from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.contrib.auth.views import redirect_to_login
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import get_language, gettext_lazy
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from joserfc.errors import JoseError
 
-from civicore.consent import selectors, services
-from civicore.consent.models import Consent
-from civicore.consent.oauth import UnregisteredRedirectURI, server
+from civicore.consent import oidc, selectors, services
+from civicore.consent.models import Consent, PushedAuthorizationRequest
+from civicore.consent.oauth import (
+    InvalidRequestURIError,
+    SiteRequest,
+    UnregisteredRedirectURI,
+    log_refusal,
+    request_scope,
+    server,
+)
 from civicore.consent.presentation import item_label, purpose_name
 from civicore.core.errors import NotFound
 from civicore.core.middleware import CONTENT_SECURITY_POLICY
@@ -36,6 +52,11 @@ from civicore.portal.pagination import paginate_page
 
 PAGE_SIZE = 25
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-]+(:\d{1,5})?$")
+# A secret in the browser's session that ties a pushed request to the browser that brought it.
+PAR_BROWSER_KEY = "consent.par.browser"
+# When we sent the citizen to authenticate again (prompt=login, max_age), to know they did.
+REAUTH_KEY = "consent.reauth.asked_at"
+_JSON_NO_STORE = {"Cache-Control": "no-store"}
 
 
 def _error_page(request: HttpRequest, error: OAuth2Error | None, *, status: int = 400) -> HttpResponse:
@@ -65,6 +86,12 @@ def _oauth_error_response(request: HttpRequest, error: OAuth2Error) -> HttpRespo
     return _error_page(request, error)
 
 
+def _json_error(error: str, description: str, *, status: int = 400) -> JsonResponse:
+    return JsonResponse(
+        {"error": error, "error_description": description}, status=status, headers=_JSON_NO_STORE
+    )
+
+
 def _content_security_policy(redirect_uri: str) -> str:
     """Let the consent form's redirect reach the client: browsers apply form-action to it."""
     parts = urlsplit(redirect_uri)
@@ -91,6 +118,7 @@ def _consent_screen(request: HttpRequest, grant: Any, person: Person) -> HttpRes
         for key in items
     ]
     days: int = oauth_request.consent_days
+    requested: oidc.RequestedScope = oauth_request.requested_scope
     existing = selectors.active_consent_for(
         person=person, application=application, purpose=oauth_request.purpose
     )
@@ -105,6 +133,8 @@ def _consent_screen(request: HttpRequest, grant: Any, person: Person) -> HttpRes
         "days": days,
         "expires_at": timezone.now() + timedelta(days=days),
         "existing": existing,
+        "sign_in": requested.openid,
+        "offline": requested.offline,
         "form_action": request.get_full_path(),
     }
     response = render(request, "consent/authorize.html", context)
@@ -113,47 +143,282 @@ def _consent_screen(request: HttpRequest, grant: Any, person: Person) -> HttpRes
     return response
 
 
-@login_required
+def _trusted_redirect_uri(pushed: PushedAuthorizationRequest) -> str | None:
+    """The pushed request's redirect URI, if its application may still be sent there."""
+    application = pushed.application
+    redirect_uri = pushed.parameters.get("redirect_uri")
+    if application.active and isinstance(redirect_uri, str) and redirect_uri in application.redirect_uris:
+        return redirect_uri
+    return None
+
+
+def _open_pushed_request(request: HttpRequest) -> PushedAuthorizationRequest:
+    """RFC 9126 section 4: the pushed request named by request_uri, for the client_id sent with
+    it; no other parameter may come along."""
+    if len(request.GET.getlist("request_uri")) != 1 or len(request.GET.getlist("client_id")) != 1:
+        raise InvalidRequestError("Send client_id and request_uri, once each.")
+    secret = request.session.get(PAR_BROWSER_KEY)
+    if not isinstance(secret, str) or not secret:
+        secret = secrets.token_urlsafe(24)
+        request.session[PAR_BROWSER_KEY] = secret
+    try:
+        pushed = services.pushed_request_open(
+            request_uri=request.GET["request_uri"], client_id=request.GET["client_id"], browser_secret=secret
+        )
+    except services.InvalidRequestURI as exc:
+        known = exc.pushed
+        raise InvalidRequestURIError(
+            exc.message,
+            redirect_uri=_trusted_redirect_uri(known) if known else None,
+            state=known.parameters.get("state") if known else None,
+        ) from exc
+    if set(request.GET) - {"client_id", "request_uri"}:
+        raise InvalidRequestError(
+            "Only client_id and request_uri may accompany a pushed request.",
+            redirect_uri=_trusted_redirect_uri(pushed),
+            state=pushed.parameters.get("state"),
+        )
+    return pushed
+
+
+def _needs_fresh_login(request: HttpRequest, parameters: Any) -> bool:
+    """prompt=login, or a login older than max_age: the citizen authenticates again first. Once
+    they have (after we asked), the request goes on."""
+    prompts = (parameters.get("prompt") or "").split()
+    max_age = parameters.get("max_age")
+    if "login" not in prompts and max_age is None:
+        return False
+    auth_time = oidc.session_auth_time(request).timestamp()
+    asked = request.session.get(REAUTH_KEY)
+    if isinstance(asked, int | float) and auth_time >= asked:
+        del request.session[REAUTH_KEY]
+        return False
+    if "login" in prompts:
+        return True
+    return time.time() - auth_time > int(max_age)
+
+
+def _reauthenticate(request: HttpRequest) -> HttpResponse:
+    request.session[REAUTH_KEY] = time.time()
+    return redirect(reverse("account_reauthenticate") + "?" + urlencode({"next": request.get_full_path()}))
+
+
+def _refused(request: HttpRequest, error: OAuth2Error, client_id: Any) -> HttpResponse:
+    log_refusal("authorize", error, client_id=client_id)
+    return _oauth_error_response(request, error)
+
+
+@request_scope
 @require_http_methods(["GET", "POST"])
 def authorize(request: HttpRequest) -> HttpResponse:
-    """GET: the consent screen. POST: the citizen's decision, sent back to the client."""
+    """GET: the consent screen. POST: the citizen's decision, sent back to the client. The
+    request comes in the query string or, pushed beforehand, as a request_uri."""
+    client_id = request.GET.get("client_id")
+    pushed: PushedAuthorizationRequest | None = None
+    oauth_request: HttpRequest | SiteRequest = request
+    parameters: Any = request.GET
+    try:
+        if "request_uri" in request.GET:
+            pushed = _open_pushed_request(request)
+            parameters = pushed.parameters
+            oauth_request = SiteRequest(request, parameters=pushed.parameters)
+        if not request.user.is_authenticated:
+            if "none" in (parameters.get("prompt") or "").split():
+                # Authlib's OpenID Connect extension answers login_required, once the client
+                # and redirect URI are known to be good.
+                server.get_consent_grant(oauth_request, end_user=None)
+            return redirect_to_login(request.get_full_path())
+    except OAuth2Error as error:
+        return _refused(request, error, client_id)
+    except ValueError:
+        log_refusal("authorize", None, client_id=client_id, reason="malformed")
+        return _error_page(request, None)
+
     person = person_for_user(request.user)  # type: ignore[arg-type]
     if person is None:
+        log_refusal("authorize", None, client_id=client_id, reason="not_a_citizen")
         return render(request, "consent/authorize_error.html", {"not_a_citizen": True}, status=403)
     try:
-        grant = server.get_consent_grant(request, end_user=person)
+        grant = server.get_consent_grant(oauth_request, end_user=person)
+        openid = grant.request.requested_scope.openid
+        if openid and request.method == "GET" and "none" in (parameters.get("prompt") or "").split():
+            # Civicore always shows the consent screen, so it cannot answer without it.
+            raise ConsentRequiredError(redirect_uri=grant.redirect_uri, state=parameters.get("state"))
     except OAuth2Error as error:
-        return _oauth_error_response(request, error)
+        return _refused(request, error, client_id)
     except ValueError:
         # Authlib refuses to put characters outside ASCII into an error description.
+        log_refusal("authorize", None, client_id=client_id, reason="malformed")
         return _error_page(request, None)
     if request.method == "GET":
+        if openid and _needs_fresh_login(request, parameters):
+            return _reauthenticate(request)
         return _consent_screen(request, grant, person)
 
     decision = request.POST.get("decision")
-    if decision == "approve":
-        return server.create_authorization_response(request, grant_user=person, grant=grant)
-    if decision == "decline":
-        services.authorization_decline(
-            person=person,
-            application=grant.request.client.application,
-            items=grant.request.consent_items,
-            purpose=grant.request.purpose,
+    if decision not in ("approve", "decline"):
+        log_refusal("authorize", None, client_id=client_id, reason="unknown_decision")
+        return _error_page(request, None)
+    if pushed is not None and not services.pushed_request_spend(pushed=pushed):
+        spent = InvalidRequestURIError(
+            "The 'request_uri' was already used.",
+            redirect_uri=grant.redirect_uri,
+            state=parameters.get("state"),
         )
-        return server.create_authorization_response(request, grant_user=None, grant=grant)
-    return _error_page(request, None)
+        return _refused(request, spent, client_id)
+    if decision == "approve":
+        return server.create_authorization_response(oauth_request, grant_user=person, grant=grant)
+    services.authorization_decline(
+        person=person,
+        application=grant.request.client.application,
+        items=grant.request.consent_items,
+        purpose=grant.request.purpose,
+    )
+    return server.create_authorization_response(oauth_request, grant_user=None, grant=grant)
 
 
+@request_scope
 @csrf_exempt
 @require_POST
 def token(request: HttpRequest) -> HttpResponse:
-    """The token endpoint: an authorization code and its PKCE verifier for an access token."""
+    """The token endpoint: an authorization code and its PKCE verifier, or a refresh token, for
+    an access token (and an ID token for OpenID Connect)."""
     try:
         return server.create_token_response(request)
     except OAuth2Error as error:
         return server.handle_error_response(None, error)
     except ValueError:
-        return JsonResponse({"error": "invalid_request"}, status=400, headers={"Cache-Control": "no-store"})
+        log_refusal("token", None, client_id=request.POST.get("client_id"), reason="malformed")
+        return JsonResponse({"error": "invalid_request"}, status=400, headers=_JSON_NO_STORE)
+
+
+@request_scope
+@csrf_exempt
+@require_POST
+def par(request: HttpRequest) -> HttpResponse:
+    """Pushed authorization requests (RFC 9126): 201 with a request_uri for /oauth/authorize."""
+    try:
+        return server.create_pushed_authorization_response(request)
+    except ValueError:
+        log_refusal("par", None, client_id=request.POST.get("client_id"), reason="malformed")
+        return _json_error("invalid_request", "The request could not be read.")
+
+
+@request_scope
+@csrf_exempt
+@require_POST
+def token_revoke(request: HttpRequest) -> HttpResponse:
+    """Token revocation (RFC 7009), for the client that holds the token."""
+    try:
+        response = server.create_endpoint_response("revocation", request)
+    except OAuth2Error as error:
+        return server.handle_error_response(None, error)
+    except ValueError:
+        log_refusal("revoke", None, client_id=request.POST.get("client_id"), reason="malformed")
+        return _json_error("invalid_request", "The request could not be read.")
+    return response or HttpResponse(status=200)
+
+
+_BEARER_DESCRIPTIONS = {
+    "invalid_token": "The access token is not valid, has expired or was revoked, or its consent ended.",
+    "insufficient_scope": "The access token was not issued with the openid scope.",
+}
+
+
+def _bearer_error(status: int, error: str | None) -> JsonResponse:
+    """RFC 6750 section 3: the challenge names the error, except when no token was sent."""
+    challenge = 'Bearer realm="civicore"'
+    body: dict[str, str] = {}
+    if error:
+        description = _BEARER_DESCRIPTIONS[error]
+        challenge += f', error="{error}", error_description="{description}"'
+        body = {"error": error, "error_description": description}
+    return JsonResponse(
+        body, status=status, headers={"WWW-Authenticate": challenge, "Cache-Control": "no-store"}
+    )
+
+
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+def userinfo(request: HttpRequest) -> HttpResponse:
+    """OpenID Connect userinfo: the consented claims, checked against the consent on every call.
+    JSON, or a JWT signed with the platform key when the client asks for application/jwt."""
+    scheme, _sep, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        log_refusal("userinfo", InvalidRequestError("No bearer token."))
+        return _bearer_error(401, None)
+    try:
+        release = services.userinfo_release(token=token, endpoint=request.path)
+    except (services.InvalidToken, services.InsufficientScope) as exc:
+        details = exc.details if isinstance(exc.details, dict) else {}
+        log_refusal("userinfo", None, client_id=details.get("client_id"), error_code=exc.code)
+        return _bearer_error(exc.status, exc.code)
+    if "application/jwt" in request.headers.get("Accept", ""):
+        body = services.userinfo_sign(claims=release.claims, client_id=release.consent.application.client_id)
+        return HttpResponse(body, content_type="application/jwt", headers=_JSON_NO_STORE)
+    return JsonResponse(release.claims, headers=_JSON_NO_STORE, json_dumps_params={"ensure_ascii": False})
+
+
+@require_GET
+def openid_configuration(request: HttpRequest) -> JsonResponse:
+    """OpenID Connect Discovery: /.well-known/openid-configuration."""
+    response = JsonResponse(oidc.provider_metadata())
+    response["Cache-Control"] = "public, max-age=300"
+    response["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+def _logout_page(
+    request: HttpRequest, context: dict[str, Any], *, redirect_uri: str | None = None
+) -> HttpResponse:
+    response = render(request, "consent/logout.html", context)
+    if redirect_uri:
+        response["Content-Security-Policy"] = _content_security_policy(redirect_uri)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@request_scope
+@require_http_methods(["GET", "POST"])
+def end_session(request: HttpRequest) -> HttpResponse:
+    """OpenID Connect RP-initiated logout. The citizen confirms; their Civicore session ends and
+    they go back to the application's registered post_logout_redirect_uri, with its state."""
+    client_id = request.GET.get("client_id")
+    try:
+        end = server.validate_endpoint_request("end_session", request)
+    except OAuth2Error as error:
+        log_refusal("logout", error, client_id=client_id)
+        end = None
+    except (ValueError, TypeError, JoseError):
+        log_refusal("logout", None, client_id=client_id, reason="malformed")
+        end = None
+    redirect_uri = end.redirect_uri if end is not None else None
+    application = getattr(end.client, "application", None) if end is not None else None
+    refused = end is None
+    if end is not None and request.GET.get("post_logout_redirect_uri") and redirect_uri is None:
+        refused = True
+        log_refusal(
+            "logout",
+            InvalidRequestError("post_logout_redirect_uri is not registered, or no valid id_token_hint."),
+            client_id=getattr(end.client, "client_id", client_id),
+        )
+    if not request.user.is_authenticated:
+        if redirect_uri:
+            return HttpResponseRedirect(redirect_uri)
+        return _logout_page(request, {"signed_out": True, "refused": refused})
+    if request.method == "POST":
+        if request.POST.get("decision") != "logout":
+            return redirect("portal:home")
+        if end is not None:
+            response = server.create_endpoint_response("end_session", end)
+            if response is not None:
+                return response
+        else:
+            logout(request)
+        return _logout_page(request, {"signed_out": True, "refused": refused})
+    context = {"application": application, "refused": refused, "form_action": request.get_full_path()}
+    return _logout_page(request, context, redirect_uri=redirect_uri)
 
 
 STATUS_LABELS = {

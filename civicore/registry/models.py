@@ -9,12 +9,24 @@ bodies encrypted, and its digest sealed into the audit chain (X-Road's message l
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from civicore.core.crypto import EncryptedTextField
 from civicore.core.models import BilingualNameMixin
+
+
+def validate_redirect_uris(value: object) -> None:
+    """A list of https URLs (http only on this computer), compared exactly when used."""
+    if not isinstance(value, list) or not all(
+        isinstance(uri, str)
+        and len(uri) <= 2000
+        and uri.startswith(("https://", "http://127.0.0.1", "http://localhost"))
+        for uri in value
+    ):
+        raise ValidationError(_("Redirect URIs must be https (or http on this computer)."))
 
 
 class AgencyApplication(BilingualNameMixin):
@@ -35,6 +47,15 @@ class AgencyApplication(BilingualNameMixin):
         default=list, blank=True, help_text=_('Stated purposes: [{"code", "name_vi", "name_en"}]')
     )
     subscribed_items = models.JSONField(default=list, blank=True)
+    post_logout_redirect_uris = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_redirect_uris],
+        help_text=_("Where the application may send a citizen after signing them out (OpenID Connect)"),
+    )
+    require_par = models.BooleanField(
+        default=False, help_text=_("Authorization requests must be pushed first (RFC 9126)")
+    )
     is_agency_of_record = models.BooleanField(
         default=False, help_text=_("May record verified values for its allowed items")
     )

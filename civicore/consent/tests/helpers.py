@@ -112,3 +112,39 @@ def exchange(
     }
     data.update(extra)
     return client.post("/oauth/token", {k: v for k, v in data.items() if v is not None})
+
+
+# --- OpenID Connect and PAR ------------------------------------------------------------------
+
+
+def par_url() -> str:
+    return settings.SITE_URL + "/oauth/par"
+
+
+def push(
+    client: Client,
+    app: AgencyApplication,
+    key: ECKey,
+    *,
+    challenge: str,
+    assertion: str | None = None,
+    **extra: Any,
+) -> Any:
+    """The agency pushes its authorization request (RFC 9126); returns the response."""
+    data = authorize_query(app, challenge=challenge, **extra)
+    data["client_assertion_type"] = ASSERTION_TYPE
+    data["client_assertion"] = assertion or client_assertion(app, key, audience=par_url())
+    return client.post("/oauth/par", data)
+
+
+def record_login(client: Client, user: Any, *methods: dict[str, Any]) -> None:
+    """Write allauth's authentication records into the client's session, as a real login with
+    these methods would (e.g. {"method": "password"}, {"method": "mfa", "type": "totp"})."""
+    session = client.session
+    session["account_authentication_methods"] = [{"at": time.time(), **m} for m in methods]
+    session["account_authentication_methods_user"] = str(user.pk)
+    session.save()
+
+
+PASSWORD = {"method": "password"}
+TOTP = {"method": "mfa", "type": "totp"}

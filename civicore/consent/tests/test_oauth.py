@@ -456,7 +456,7 @@ def test_only_private_key_jwt_authenticates_a_client(
     assert _token_error(response) == "invalid_client"
 
 
-@pytest.mark.parametrize("grant_type", ["client_credentials", "refresh_token", "password", ""])
+@pytest.mark.parametrize("grant_type", ["client_credentials", "password", "implicit", ""])
 def test_other_grant_types_are_unsupported(agency: Any, grant_type: str) -> None:
     app, key = agency
     response = Client().post(

@@ -59,7 +59,8 @@ def registry_app() -> tuple[Any, ECKey]:
 
 
 def post(path: str, body: str | bytes, content_type: str = JOSE) -> Any:
-    return Client().post(path, body, content_type=content_type)
+    # Agency systems read messages in English unless they ask otherwise; the tests ask for it.
+    return Client(HTTP_ACCEPT_LANGUAGE="en").post(path, body, content_type=content_type)
 
 
 def update(app: Any, key: ECKey, **payload: Any) -> Any:
