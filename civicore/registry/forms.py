@@ -29,6 +29,17 @@ class AgencyApplicationForm(forms.Form):
         required=False,
         help_text=_("One per line, exactly as the system sends them. https only."),
     )
+    post_logout_redirect_uris = forms.CharField(
+        label=_("Addresses after signing out"),
+        widget=forms.Textarea(attrs={"rows": 2}),
+        required=False,
+        help_text=_("One per line: where the system may send a citizen after Civicore signs them out."),
+    )
+    require_par = forms.BooleanField(
+        label=_("Require pushed authorization requests (PAR)"),
+        required=False,
+        help_text=_("Recommended: the system sends each login request to Civicore directly first."),
+    )
     jwks = forms.CharField(
         label=_("Public keys (JWK Set, JSON)"),
         widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false"}),
@@ -50,6 +61,10 @@ class AgencyApplicationForm(forms.Form):
 
     def clean_redirect_uris(self) -> list[str]:
         return [line.strip() for line in self.cleaned_data["redirect_uris"].splitlines() if line.strip()]
+
+    def clean_post_logout_redirect_uris(self) -> list[str]:
+        text = self.cleaned_data["post_logout_redirect_uris"]
+        return [line.strip() for line in text.splitlines() if line.strip()]
 
     def clean_jwks(self) -> dict[str, Any]:
         text = self.cleaned_data["jwks"].strip()

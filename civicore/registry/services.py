@@ -279,6 +279,8 @@ OFFICER_EDITABLE = (
     "description_vi",
     "description_en",
     "redirect_uris",
+    "post_logout_redirect_uris",
+    "require_par",
     "jwks",
     "jwks_url",
     "webhook_url",

@@ -56,6 +56,8 @@ def _initial(app: AgencyApplication) -> dict[str, Any]:
         "description_vi": app.description_vi,
         "description_en": app.description_en,
         "redirect_uris": "\n".join(app.redirect_uris),
+        "post_logout_redirect_uris": "\n".join(app.post_logout_redirect_uris),
+        "require_par": app.require_par,
         "jwks": json.dumps(app.jwks, indent=2) if app.jwks else "",
         "jwks_url": app.jwks_url,
         "webhook_url": app.webhook_url,

@@ -121,3 +121,23 @@ def test_list_shows_only_own_agency(client, django_assert_max_num_queries) -> No
         page = client.get("/office/systems/").content.decode()
     assert other.client_id not in page
     assert sum(app.client_id in page for app in AgencyApplication.objects.filter(agency=officer.agency)) == 3
+
+
+def test_supervisor_sets_logout_addresses_and_requires_par(client) -> None:  # type: ignore[no-untyped-def]
+    officer = _supervisor(client)
+    app, _ = make_application(agency=officer.agency)
+    form = {
+        "name_vi": app.name_vi,
+        "jwks": json.dumps(app.jwks),
+        "redirect_uris": "https://agency.example/callback",
+        "post_logout_redirect_uris": "https://agency.example/signed-out\n",
+        "require_par": "on",
+        "active": "on",
+    }
+    assert client.post(f"/office/systems/{app.client_id}/", form).status_code == 302
+    app.refresh_from_db()
+    assert app.post_logout_redirect_uris == ["https://agency.example/signed-out"] and app.require_par
+    form["post_logout_redirect_uris"] = "javascript:alert(1)"
+    assert client.post(f"/office/systems/{app.client_id}/", form).status_code == 200
+    app.refresh_from_db()
+    assert app.post_logout_redirect_uris == ["https://agency.example/signed-out"]
