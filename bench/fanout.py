@@ -51,6 +51,7 @@ from submission import (  # noqa: E402
     ratio,
     recreate_database,
     run,
+    write_report,
 )
 
 RESULTS = REPO / "bench" / "results" / "fanout.json"
@@ -653,10 +654,7 @@ def benchmark(args: argparse.Namespace) -> int:
                 "worker_exit": worker_exit,
             },
         }
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        shown = args.output.relative_to(REPO) if args.output.is_relative_to(REPO) else args.output
-        print(f"Figures written to {shown}")
+        write_report(args.output, report)
         return 0
     except KeyboardInterrupt:
         print("\nInterrupted; stopping the worker and the receivers.", file=sys.stderr)

@@ -510,10 +510,7 @@ def benchmark(args: argparse.Namespace) -> int:
                 "audit_verify": {"exit_code": audit.returncode, "output": audit_output},
             },
         }
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        shown = args.output.relative_to(REPO) if args.output.is_relative_to(REPO) else args.output
-        print(f"Figures written to {shown}")
+        write_report(args.output, report)
         return 0
     except KeyboardInterrupt:
         print("\nInterrupted; stopping the server.", file=sys.stderr)
@@ -524,6 +521,14 @@ def benchmark(args: argparse.Namespace) -> int:
             pool.join()
         stop_server(server)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def write_report(path: Path, report: dict[str, Any]) -> None:
+    """Write a benchmark's figures as JSON and say where."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    shown = path.relative_to(REPO) if path.is_relative_to(REPO) else path
+    print(f"Figures written to {shown}")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

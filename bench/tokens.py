@@ -61,6 +61,7 @@ from submission import (  # noqa: E402
     start_server,
     stop_server,
     wait_healthy,
+    write_report,
 )
 
 RESULTS = REPO / "bench" / "results" / "tokens.json"
@@ -627,10 +628,7 @@ def benchmark(args: argparse.Namespace) -> int:
                 "audit_verify": {"exit_code": audit.returncode, "output": audit_output},
             },
         }
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        shown = args.output.relative_to(REPO) if args.output.is_relative_to(REPO) else args.output
-        print(f"Figures written to {shown}")
+        write_report(args.output, report)
         return 0
     except KeyboardInterrupt:
         print("\nInterrupted; stopping the server.", file=sys.stderr)
