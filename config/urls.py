@@ -4,6 +4,7 @@ from django.urls import include, path
 
 from civicore.consent.views import openid_configuration
 from civicore.core.views import healthz, jwks
+from civicore.identity.office_views import verify_identity
 from config.api import api
 
 # Staff log in through the same password + second-factor flow as everyone else.
@@ -21,6 +22,7 @@ urlpatterns = [
     path("applications/", include("civicore.applications.urls")),
     path("office/systems/", include("civicore.registry.urls")),
     path("office/officers/", include("civicore.agencies.urls")),
+    path("office/verify-identity/", verify_identity, name="office_verify_identity"),
     path("business/", include("civicore.organisations.urls")),
     path("", include("civicore.exchange.urls")),  # /office/deliveries/, /my-data/changes/
     path("office/", include("civicore.cases.urls")),

@@ -177,7 +177,9 @@ def build_world() -> World:
         CASEWORKER: make_officer(agency, roles=("caseworker",)),
         DECIDER: make_officer(agency, roles=("decider",)),
         AGENCY_ADMIN: make_officer(agency, roles=("agency_admin",)),
-        OTHER_AGENCY: make_officer(other, roles=("caseworker", "decider", "issuer", "agency_admin")),
+        OTHER_AGENCY: make_officer(
+            other, roles=("caseworker", "decider", "issuer", "agency_admin", "identity_verifier")
+        ),
     }
     system, _key = make_system(agency=agency)
     users: dict[str, Any] = {ANONYMOUS: None}
@@ -594,6 +596,14 @@ ROWS: list[Row] = [
     ),
     # --- back office: officers, systems, deliveries ------------------------------------------------
     Row("GET", "office/officers/", SYSTEMS, note="agency.admin, own agency's officers"),
+    Row("GET", "office/verify-identity/", only(OTHER_AGENCY), note="identity.verify, any agency"),
+    Row(
+        "POST",
+        "office/verify-identity/",
+        only(OTHER_AGENCY),
+        data=lambda w: {"national_id": "079000000000", "full_name": "Nobody", "checked_in_person": "on"},
+        note="identity.verify; an unknown number changes nothing",
+    ),
     Row("POST", "office/officers/add/", SYSTEMS, data=lambda w: {"email": "nobody@example.test"}),
     Row("POST", "office/officers/teams/add/", SYSTEMS, data=lambda w: {"name": "Một cửa"}),
     Row(

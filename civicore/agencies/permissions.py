@@ -26,6 +26,7 @@ CASE_DECIDE = "case.decide"
 RESULT_ISSUE = "result.issue"
 AGENCY_ADMIN = "agency.admin"
 SYSTEMS_MANAGE = "systems.manage"
+IDENTITY_VERIFY = "identity.verify"
 
 PERMISSIONS: dict[str, Promise] = {
     CASE_VIEW: gettext_lazy("View and work on the agency's cases"),
@@ -33,6 +34,7 @@ PERMISSIONS: dict[str, Promise] = {
     RESULT_ISSUE: gettext_lazy("Issue result documents"),
     AGENCY_ADMIN: gettext_lazy("Manage the agency's officers"),
     SYSTEMS_MANAGE: gettext_lazy("Manage the agency's systems"),
+    IDENTITY_VERIFY: gettext_lazy("Verify citizens' identity in person (assurance level 2)"),
 }
 
 
@@ -57,6 +59,7 @@ ROLES: dict[str, Role] = {
         _role("decider", gettext_lazy("Decider"), CASE_VIEW, CASE_DECIDE),
         _role("issuer", gettext_lazy("Issuer"), RESULT_ISSUE),
         _role("agency_admin", gettext_lazy("Agency administrator"), AGENCY_ADMIN, SYSTEMS_MANAGE),
+        _role("identity_verifier", gettext_lazy("Identity verifier"), IDENTITY_VERIFY),
     )
 }
 

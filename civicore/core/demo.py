@@ -148,6 +148,8 @@ OFFICER_SECRET = "MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U"  # noqa: S105 - published de
 # its officers and systems but sees no case (least privilege).
 OFFICER_ROLES = ("decider",)
 ADMIN_AGENCY = "ubnd-xa-an-binh"
+# The commune police also check identity cards in person and verify accounts (level 2).
+IDENTITY_AGENCY = "cong-an-xa-an-binh"
 
 # A household business of the first demo citizen, in the embedded business registry
 # (civicore/organisations/data/business_registry.yaml); the second citizen may file its
@@ -295,11 +297,12 @@ def load() -> list[DemoLogin]:
     for agency in Agency.objects.filter(services__isnull=False).distinct().order_by("code"):
         email = f"officer.{agency.code}@demo.civicore.invalid"
         user = _user(email, f"Cán bộ {agency.name_vi}")
-        officer_provision(actor=None, user=user, agency=agency, roles=list(OFFICER_ROLES))
+        roles = [*OFFICER_ROLES, *(["identity_verifier"] if agency.code == IDENTITY_AGENCY else [])]
+        officer_provision(actor=None, user=user, agency=agency, roles=roles)
         _totp(user, OFFICER_SECRET)
         logins.append(
             DemoLogin(
-                f"officer ({agency.code}): {', '.join(OFFICER_ROLES)}",
+                f"officer ({agency.code}): {', '.join(roles)}",
                 email,
                 DEMO_PASSWORD,
                 OFFICER_SECRET,

@@ -86,6 +86,7 @@ CSRF_PROTECTED: dict[str, str] = {
     "office/systems/new/": "register an agency system",
     "office/systems/<slug:client_id>/": "edit an agency system",
     "office/officers/*": "manage officers, teams and roles",
+    "office/verify-identity/": "raise a citizen to assurance level 2 after an in-person check",
     "office/deliveries/replay-dead/": "replay dead deliveries",
     "office/deliveries/<int:delivery_id>/replay/": "replay a delivery",
     "office/cases/<int:case_id>/<slug:action>/": "case actions",
