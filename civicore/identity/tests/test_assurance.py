@@ -443,3 +443,12 @@ def test_records_of_another_user_or_no_login_describe_nothing(rf: RequestFactory
 
     anonymous.user = AnonymousUser()
     assert session_amr(anonymous) == [] and session_acr(anonymous) == ""
+
+
+def test_forms_may_prefill_the_scalar_profile_items_but_not_the_structured_ones() -> None:
+    birth = load_file(SERVICES_DIR / "birth-registration.yaml")
+    field = next(iter(birth["prefill"]))  # a form field that is pre-filled today
+    for item in ("current_address", "marital_status"):
+        assert validate_definition({**birth, "prefill": {**birth["prefill"], field: item}}) == []
+    for item in ("household_members", "vehicle", "education", "favourite_colour"):
+        assert validate_definition({**birth, "prefill": {**birth["prefill"], field: item}})
