@@ -358,6 +358,23 @@ def authorization_code_reuse(*, code: AuthorizationCode) -> int:
     return revoked
 
 
+def _record_token(consent: Consent, action: str, access: AccessToken, **extra: Any) -> None:
+    """Audit an access token handed to an agency system, against the citizen it is about."""
+    audit.record(
+        actor=None,
+        action=action,
+        subject=consent,
+        person=consent.person,
+        agency=consent.application.agency,
+        details={
+            "client_id": consent.application.client_id,
+            "consent": str(consent.public_id),
+            "expires_at": access.expires_at.isoformat(),
+            **extra,
+        },
+    )
+
+
 def _refresh_expiry(consent: Consent, now: datetime) -> datetime:
     return min(consent.expires_at, now + REFRESH_TOKEN_IDLE)
 
@@ -392,19 +409,7 @@ def access_token_issue(
                     issued_at=now,
                     expires_at=_refresh_expiry(consent, now),
                 )
-            audit.record(
-                actor=None,
-                action="consent.token.issue",
-                subject=consent,
-                person=consent.person,
-                agency=consent.application.agency,
-                details={
-                    "client_id": consent.application.client_id,
-                    "consent": str(consent.public_id),
-                    "expires_at": access.expires_at.isoformat(),
-                    "refresh_token": refresh_token is not None,
-                },
-            )
+            _record_token(consent, "consent.token.issue", access, refresh_token=refresh_token is not None)
             return access
     authorization_code_reuse(code=code)
     return None
@@ -486,18 +491,7 @@ def refresh_token_rotate(
                 issued_at=now,
                 expires_at=_refresh_expiry(consent, now),
             )
-            audit.record(
-                actor=None,
-                action="consent.token.refresh",
-                subject=consent,
-                person=consent.person,
-                agency=consent.application.agency,
-                details={
-                    "client_id": consent.application.client_id,
-                    "consent": str(consent.public_id),
-                    "expires_at": access.expires_at.isoformat(),
-                },
-            )
+            _record_token(consent, "consent.token.refresh", access)
             return access
         if spent:
             raise RefreshRefused("The citizen's consent has ended.")
