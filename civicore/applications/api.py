@@ -240,11 +240,11 @@ def submit(
     request: HttpRequest, application_id: uuid.UUID, payload: SubmitIn | None = None
 ) -> dict[str, Any]:
     application = _application(request, application_id, change=True)
-    assurance_require_for_service(
-        request=request, person=application.applicant, version=application.service_version
-    )
+    # The person submitting must meet the service's level, not whoever started a shared draft.
+    person = _person(request)
+    assurance_require_for_service(request=request, person=person, version=application.service_version)
     answers = payload.answers if payload else None
-    return _out(services.application_submit(application=application, answers=answers, actor=_person(request)))
+    return _out(services.application_submit(application=application, answers=answers, actor=person))
 
 
 @router.post("/{application_id}/respond", response=ApplicationOut, summary="Answer a request for information")

@@ -102,7 +102,8 @@ def application_detail(request: HttpRequest, public_id: uuid.UUID) -> HttpRespon
         if request.POST.get("action") != "submit":
             messages.success(request, _("Your draft is saved. You can come back to it at any time."))
             return redirect("applications:detail", public_id=application.public_id)
-        step_up = step_up_response(request, person=application.applicant, version=application.service_version)
+        # The person submitting must meet the service's level, not whoever started a shared draft.
+        step_up = step_up_response(request, person=_person(request), version=application.service_version)
         if step_up is not None:
             return step_up
         try:

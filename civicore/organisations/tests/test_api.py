@@ -150,3 +150,25 @@ def test_list_queries_do_not_grow_with_applications(business, django_assert_max_
         _file(client, service)
     with django_assert_max_num_queries(8):
         assert len(client.get(URL).json()["items"]) == 5
+
+
+def test_a_colleague_below_the_services_level_cannot_submit_a_verified_colleagues_draft() -> None:
+    from civicore.identity.models import Person
+
+    organisation = make_organisation()
+    service = make_service(documents=[], assurance_level=2)
+    starter = member_with(organisation, "file", service)  # level 2, like every make_citizen()
+    colleague = member_with(organisation, "file", service)
+    Person.objects.filter(pk=colleague.pk).update(
+        assurance_level=1, assurance_verified_at=None, assurance_verified_by=None
+    )
+    draft = _client(starter, organisation.registration_number).post(
+        URL, {"service": service.code, "answers": VALID_ANSWERS}, content_type="application/json"
+    )
+    assert draft.status_code == 201, draft.content
+    response = _client(colleague, organisation.registration_number).post(
+        f"{URL}/{draft.json()['id']}/submit", {}, content_type="application/json"
+    )
+    assert response.status_code == 403
+    assert response.json()["code"] == "assurance_level_too_low"
+    assert Application.objects.get(public_id=draft.json()["id"]).status == Application.Status.DRAFT
