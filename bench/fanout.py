@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from submission import (  # noqa: E402
     REPO,
+    audit_check,
     child_env,
     database_urls,
     facts,
@@ -614,18 +615,14 @@ def benchmark(args: argparse.Namespace) -> int:
             and proof["message_log_out"] == proof["audit_delivered"]
             and all(r["worker"]["deliveries"] == r["worker"]["expected"] for r in rounds)
         )
-        audit = subprocess.run(
-            [sys.executable, "-m", "civicore", "audit", "verify"], env=env, cwd=REPO,
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        audit_output = (audit.stdout + audit.stderr).strip()
         print(
             f"\nWork done: {committed} changes committed, {expected} deliveries expected; database holds "
             f"{proof['deliveries']} deliveries, {proof['audit_delivered']} `exchange.change.delivered` audit "
             f"entries, {proof['message_log_out']} message-log entries, {proof['receipts_sent']} receipts sent"
             + (" - all as expected." if ok else " - MISMATCH.")
         )
-        print(f"civicore audit verify: {audit_output} (exit {audit.returncode}); worker exit {worker_exit}")
+        audit_verify = audit_check(env, seal=False)  # the worker sealed them
+        print(f"worker exit {worker_exit}")
 
         report = {
             "benchmark": "fanout",
@@ -650,7 +647,7 @@ def benchmark(args: argparse.Namespace) -> int:
                 "deliveries_expected": expected,
                 **proof,
                 "as_expected": ok,
-                "audit_verify": {"exit_code": audit.returncode, "output": audit_output},
+                "audit_verify": audit_verify,
                 "worker_exit": worker_exit,
             },
         }

@@ -473,16 +473,7 @@ def benchmark(args: argparse.Namespace) -> int:
               + (" - all equal." if matches else " - MISMATCH."))  # fmt: skip
         # No worker runs during the benchmark, so seal the entries the way it would, then check
         # the whole chain.
-        subprocess.run(  # noqa: S603
-            [sys.executable, "-m", "civicore", "audit", "seal"], env=env, cwd=REPO,
-            capture_output=True, text=True, check=True,
-        )  # fmt: skip
-        audit = subprocess.run(  # noqa: S603
-            [sys.executable, "-m", "civicore", "audit", "verify"], env=env, cwd=REPO,
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        audit_output = (audit.stdout + audit.stderr).strip()
-        print(f"civicore audit verify: {audit_output} (exit {audit.returncode})")
+        audit_verify = audit_check(env)
 
         report = {
             "benchmark": "submission",
@@ -507,7 +498,7 @@ def benchmark(args: argparse.Namespace) -> int:
                 "responses_201": load.created,
                 "rows": rows,
                 "rows_match_responses": matches,
-                "audit_verify": {"exit_code": audit.returncode, "output": audit_output},
+                "audit_verify": audit_verify,
             },
         }
         write_report(args.output, report)
@@ -521,6 +512,23 @@ def benchmark(args: argparse.Namespace) -> int:
             pool.join()
         stop_server(server)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def audit_check(env: dict[str, str], *, seal: bool = True) -> dict[str, Any]:
+    """Seal the audit entries the way the worker would (when none ran), check the whole chain
+    with `civicore audit verify`, print and return its verdict."""
+    if seal:
+        subprocess.run(  # noqa: S603
+            [sys.executable, "-m", "civicore", "audit", "seal"], env=env, cwd=REPO,
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+    audit = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "civicore", "audit", "verify"], env=env, cwd=REPO,
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    output = (audit.stdout + audit.stderr).strip()
+    print(f"civicore audit verify: {output} (exit {audit.returncode})")
+    return {"exit_code": audit.returncode, "output": output}
 
 
 def write_report(path: Path, report: dict[str, Any]) -> None:

@@ -35,7 +35,6 @@ import os
 import secrets
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -49,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from submission import (  # noqa: E402
     REPO,
+    audit_check,
     child_env,
     database_urls,
     facts,
@@ -587,16 +587,7 @@ def benchmark(args: argparse.Namespace) -> int:
         print(f"\nWork done (warm-up included): {dict(load.counts)} successful steps; database holds "
               + ", ".join(f"{k} {v}" for k, v in rows.items())
               + (" - as expected." if matches else f" - MISMATCH, expected {expected}."))  # fmt: skip
-        subprocess.run(  # noqa: S603
-            [sys.executable, "-m", "civicore", "audit", "seal"], env=env, cwd=REPO,
-            capture_output=True, text=True, check=True,
-        )  # fmt: skip
-        audit = subprocess.run(  # noqa: S603
-            [sys.executable, "-m", "civicore", "audit", "verify"], env=env, cwd=REPO,
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        audit_output = (audit.stdout + audit.stderr).strip()
-        print(f"civicore audit verify: {audit_output} (exit {audit.returncode})")
+        audit_verify = audit_check(env)
 
         report = {
             "benchmark": "tokens",
@@ -625,7 +616,7 @@ def benchmark(args: argparse.Namespace) -> int:
                 "successful_steps": dict(load.counts),
                 "rows": rows,
                 "rows_match_steps": matches,
-                "audit_verify": {"exit_code": audit.returncode, "output": audit_output},
+                "audit_verify": audit_verify,
             },
         }
         write_report(args.output, report)
