@@ -13,13 +13,10 @@ import re
 import unicodedata
 from typing import Any
 
-from allauth.account.adapter import get_adapter
 from allauth.account.forms import SignupForm as AllauthSignupForm
 from allauth.core import context
 from django import forms
 from django.conf import settings
-from django.core.cache import cache
-from django.core.exceptions import PermissionDenied
 from django.core.validators import MaxLengthValidator
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
@@ -28,6 +25,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from civicore.core import throttle
 from civicore.identity import items as item_registry
 from civicore.identity.models import User
 from civicore.identity.selectors import person_find
@@ -42,29 +40,24 @@ from civicore.identity.services import (
 # or full stop: "Nguyễn Thị Minh Khai", "H'Hen Niê". Nothing a browser could take for markup.
 _NAME = re.compile(r"[^\W\d_]+(?:[ '’.\-][^\W\d_]+)*\.?")
 RATE_WINDOW_SECONDS = 60 * 60
-
-
-def _client_ip(request: HttpRequest | None) -> str:
-    if request is None:
-        return "unknown"
-    try:
-        return get_adapter().get_client_ip(request)
-    except PermissionDenied:
-        return "unknown"
+NATIONAL_ID_SCOPE = "signup_national_id"
 
 
 def national_id_check_allowed(request: HttpRequest | None) -> bool:
-    """Count one national ID check for the client; False once it is over the hourly limit."""
-    limit = getattr(settings, "SIGNUP_NATIONAL_ID_CHECKS_PER_HOUR", 10)
-    key = f"identity:signup-national-id:{_client_ip(request)}"
-    cache.add(key, 0, timeout=RATE_WINDOW_SECONDS)
-    try:
-        count = cache.incr(key)
-    except ValueError:
-        # The counter expired between add() and incr(): this is the first check of a new window.
-        cache.set(key, 1, timeout=RATE_WINDOW_SECONDS)
-        count = 1
-    return count <= limit
+    """Count one national ID check for the client; False once it is over the hourly limit.
+
+    Counted by the login throttle (atomic on every cache backend, the client address read the
+    same way as for sign-in), under a scope whose allowance follows the setting."""
+    limit = int(getattr(settings, "SIGNUP_NATIONAL_ID_CHECKS_PER_HOUR", 10))
+    throttle.register(
+        NATIONAL_ID_SCOPE,
+        address=throttle.Limit(free=limit, steps=(RATE_WINDOW_SECONDS,), decay=RATE_WINDOW_SECONDS),
+    )
+    keys = {"address": throttle.client_address(request) if request is not None else "unknown"}
+    if not throttle.check(NATIONAL_ID_SCOPE, keys).allowed:
+        return False
+    throttle.fail(NATIONAL_ID_SCOPE, keys)
+    return True
 
 
 class SignupForm(AllauthSignupForm):
