@@ -28,6 +28,7 @@ demo: install $(ENVFILE)
 	$(WITH_ENV) $(BIN)/civicore migrate --no-input
 	$(WITH_ENV) $(BIN)/civicore collectstatic --no-input --verbosity 0
 	$(WITH_ENV) $(BIN)/civicore setup signing
+	$(WITH_ENV) $(BIN)/civicore setup keys
 	$(WITH_ENV) $(BIN)/civicore demo load
 	$(WITH_ENV) SITE_URL=http://127.0.0.1:$(PORT) $(BIN)/civicore demo serve --port $(PORT)
 

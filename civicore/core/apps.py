@@ -11,6 +11,19 @@ def _create_cache_table(sender: Any, using: str = "default", **kwargs: Any) -> N
     call_command("createcachetable", database=using, verbosity=0)
 
 
+def _create_signing_keys(sender: Any, using: str = "default", verbosity: int = 1, **kwargs: Any) -> None:
+    """A new installation publishes its signing keys before anyone asks for the JWKS."""
+    from django.conf import settings
+
+    from civicore.core.jose import ensure_signing_keys
+
+    if not settings.SIGNING_KEYS_ON_MIGRATE:
+        return
+    created = ensure_signing_keys()
+    if created and verbosity >= 1:
+        print("Created platform signing keys: " + ", ".join(f"{key.alg} {key.kid}" for key in created))
+
+
 class CoreConfig(AppConfig):
     name = "civicore.core"
     label = "core"
@@ -21,3 +34,4 @@ class CoreConfig(AppConfig):
 
         jobs.autodiscover()
         post_migrate.connect(_create_cache_table, sender=self, dispatch_uid="civicore.core.cache_table")
+        post_migrate.connect(_create_signing_keys, sender=self, dispatch_uid="civicore.core.signing_keys")

@@ -96,16 +96,20 @@ class SigningKey(models.Model):
     class Algorithm(models.TextChoices):
         ES256 = "ES256"
         EDDSA = "EdDSA"
+        RS256 = "RS256"
 
     kid = models.CharField(max_length=64, unique=True)
     alg = models.CharField(max_length=10, choices=Algorithm.choices)
     private_jwk = models.TextField()  # encrypted JSON, see civicore.core.jose
     public_jwk = models.JSONField()
     created_at = models.DateTimeField(default=timezone.now)
+    # Published from creation, signs from this moment on: a rotated-in key waits until every
+    # relying party's cached JWKS holds it.
+    activates_at = models.DateTimeField(default=timezone.now)
     retired_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        ordering = ["-created_at", "-id"]
+        ordering = ["-activates_at", "-id"]
 
     def __str__(self) -> str:
         return f"{self.alg} {self.kid}"

@@ -198,6 +198,9 @@ LOOKUP_HASH_KEY = env_str("LOOKUP_HASH_KEY", "")
 
 # Document signing: PEM key and certificate chain created by `civicore setup signing`.
 SIGNING_DIR = Path(env_str("SIGNING_DIR", str(VAR_DIR / "signing"))).resolve()
+# `migrate` creates the platform's JWKS signing keys (one per algorithm) when there are none, so a
+# new installation never publishes an empty key set.
+SIGNING_KEYS_ON_MIGRATE = True
 
 # Outside systems: "fake" runs in-process, anything else selects the real gateway.
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

@@ -17,6 +17,9 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": ":memory:"}
     DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE"}
+# Tests start without platform signing keys (several test key creation and rotation themselves);
+# keys are still created on first use, and one test migrates a new database to check the default.
+SIGNING_KEYS_ON_MIGRATE = False
 ACCOUNT_RATE_LIMITS = False  # type: ignore[no-redef,assignment]
 # The embedded default, a database table: each test's throttle counters and used one-time codes
 # roll back with its transaction, so failed logins in one test cannot lock out the next.

@@ -337,7 +337,7 @@ def test_new_id_tokens_use_the_rotated_key_and_old_ones_still_verify(browser: Cl
     app, key = agency
     before = _login_flow(browser, app, key)["id_token"]
     old_kid = jwt.decode(before, _platform_keys()).header["kid"]
-    rotated = signing_key_rotate()
+    rotated = signing_key_rotate(immediately=True)  # the next key signing (see core test_jose)
     after = _login_flow(browser, app, key, nonce="second")["id_token"]
     published = _platform_keys()  # a relying party fetching the JWKS after the rotation
     assert jwt.decode(after, published).header["kid"] == rotated.kid != old_kid

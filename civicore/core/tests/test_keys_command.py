@@ -62,7 +62,7 @@ def test_rotate_rewraps_every_data_key_and_old_values_survive_removing_the_old_k
 
     settings.FIELD_ENCRYPTION_KEYS = [K2]  # step 3: the old KEK is gone
     assert national_ids() == ["079090000001", "079090000002"]
-    row = SigningKey.objects.get()
+    row = SigningKey.objects.get(kid=signing.kid)
     assert crypto.decrypt(row.private_jwk, context="core.signingkey.private_jwk")
     assert jose.signing_key().kid == signing.kid
     person = make_person("079090000003")
@@ -143,9 +143,17 @@ def test_rotate_signing_replaces_the_signing_key(capsys):
     old = jose.signing_key("EdDSA")
     out = keys("rotate-signing", "--alg", "EdDSA", capsys=capsys)
     new = SigningKey.objects.get(alg="EdDSA", retired_at__isnull=True)
-    assert new.kid != old.kid and new.kid in out
-    assert SigningKey.objects.get(kid=old.kid).retired_at is not None
+    assert new.kid != old.kid and new.kid in out and "signs from" in out
+    assert SigningKey.objects.get(kid=old.kid).retired_at == new.activates_at > new.created_at
+    assert jose.signing_key("EdDSA").kid == old.kid  # until relying parties have the new key
     assert {key["kid"] for key in jose.public_jwks()["keys"]} >= {old.kid, new.kid}
+
+
+def test_rotate_signing_immediately_replaces_a_compromised_key(capsys):
+    old = jose.signing_key("RS256")
+    out = keys("rotate-signing", "--alg", "RS256", "--immediately", capsys=capsys)
+    new = SigningKey.objects.get(alg="RS256", retired_at__isnull=True)
+    assert new.kid in out and jose.signing_key("RS256").kid == new.kid != old.kid
 
 
 @pytest.mark.parametrize("entry", ["k2:" + base64.b64encode(os.urandom(16)).decode(), "k2:not base64", "k2"])

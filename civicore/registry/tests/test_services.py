@@ -147,7 +147,7 @@ def test_a_replayed_inbound_message_is_refused() -> None:
 def test_platform_signatures_verify_with_the_published_jwks_through_a_rotation(client) -> None:  # type: ignore[no-untyped-def]
     first = sign_response({"hello": "world"}, audience="app-1")
     old_kid = public_jwks()["keys"][0]["kid"]
-    signing_key_rotate()
+    signing_key_rotate(immediately=True)
     second = sign_response({"hello": "again"}, audience="app-1")
     published = client.get("/.well-known/jwks.json").json()
     kids = {k["kid"] for k in published["keys"]}

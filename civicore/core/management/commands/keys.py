@@ -38,8 +38,18 @@ class Command(BaseCommand):
         )
         reencrypt.add_argument("--batch", type=int, default=500, help="Rows per transaction (default 500).")
         sub.add_parser("status", help="Configured keys, data keys, and which key seals how many values.")
-        signing = sub.add_parser("rotate-signing", help="Replace the platform signing key (JWKS).")
-        signing.add_argument("--alg", choices=["ES256", "EdDSA"], default="ES256")
+        signing = sub.add_parser(
+            "rotate-signing",
+            help="Publish the next platform signing key (JWKS); it signs once relying parties' cached "
+            "key sets have expired.",
+        )
+        signing.add_argument("--alg", choices=["ES256", "EdDSA", "RS256"], default="ES256")
+        signing.add_argument(
+            "--immediately",
+            action="store_true",
+            help="Sign with the new key at once: for a compromised key (relying parties holding a "
+            "cached key set reject new signatures until they fetch it again).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         action = options["action"]
@@ -51,7 +61,7 @@ class Command(BaseCommand):
             elif action == "status":
                 self._status()
             elif action == "rotate-signing":
-                self._rotate_signing(alg=options["alg"])
+                self._rotate_signing(alg=options["alg"], immediately=options["immediately"])
             else:
                 raise CommandError("Unknown action")
         except ImproperlyConfigured as exc:  # a key missing or malformed: say which, no traceback
@@ -136,13 +146,14 @@ class Command(BaseCommand):
                 f"Nothing depends on {names} any more: it can be removed from FIELD_ENCRYPTION_KEYS."
             )
 
-    def _rotate_signing(self, *, alg: str) -> None:
+    def _rotate_signing(self, *, alg: str, immediately: bool) -> None:
         from civicore.core.jose import RETIRED_PUBLISHED, signing_key_rotate
 
-        key = signing_key_rotate(alg=alg)
+        key = signing_key_rotate(alg=alg, immediately=immediately)
         self.stdout.write(
             self.style.SUCCESS(
-                f"New {key.alg} signing key {key.kid}; the one it replaces stays in the JWKS for "
-                f"{RETIRED_PUBLISHED.days} days."
+                f"New {key.alg} signing key {key.kid}, published now, signs from "
+                f"{key.activates_at.isoformat(timespec='seconds')}; the one it replaces stays in the "
+                f"JWKS for {RETIRED_PUBLISHED.days} days after that."
             )
         )

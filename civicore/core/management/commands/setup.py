@@ -26,10 +26,25 @@ class Command(BaseCommand):
             help="Rotate the document-signing key and certificate (the root CA is kept).",
         )
         signing.add_argument("--directory", help="Where to write them (default: SIGNING_DIR).")
+        parts.add_parser(
+            "keys",
+            help="Create the platform's JWKS signing keys (ES256, EdDSA, RS256) that do not exist yet "
+            "(`migrate` does this on a new installation).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["part"] == "signing":
             self._signing(options)
+        elif options["part"] == "keys":
+            self._keys()
+
+    def _keys(self) -> None:
+        from civicore.core.jose import ensure_signing_keys, public_jwks
+
+        created = ensure_signing_keys()
+        for key in created:
+            self.stdout.write(self.style.SUCCESS(f"Created the {key.alg} signing key {key.kid}"))
+        self.stdout.write(f"The JWKS publishes {len(public_jwks()['keys'])} keys.")
 
     def _signing(self, options: dict[str, Any]) -> None:
         from civicore.credentials.services import signing_setup
