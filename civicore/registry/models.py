@@ -29,6 +29,10 @@ def validate_redirect_uris(value: object) -> None:
         raise ValidationError(_("Redirect URIs must be https (or http on this computer)."))
 
 
+# Algorithms the platform signs with for relying parties (OpenID Connect Discovery requires RS256).
+SIGNING_ALGORITHMS = [("RS256", "RS256"), ("ES256", "ES256")]
+
+
 class AgencyApplication(BilingualNameMixin):
     agency = models.ForeignKey("agencies.Agency", on_delete=models.PROTECT, related_name="applications")
     client_id = models.SlugField(max_length=100, unique=True)
@@ -55,6 +59,31 @@ class AgencyApplication(BilingualNameMixin):
     )
     require_par = models.BooleanField(
         default=False, help_text=_("Authorization requests must be pushed first (RFC 9126)")
+    )
+    # OpenID Connect Dynamic Client Registration 1.0 metadata, set by platform administrators.
+    id_token_signed_response_alg = models.CharField(
+        max_length=10,
+        choices=SIGNING_ALGORITHMS,
+        default="ES256",
+        help_text=_("How ID tokens for this application are signed"),
+    )
+    userinfo_signed_response_alg = models.CharField(
+        max_length=10,
+        choices=SIGNING_ALGORITHMS,
+        blank=True,
+        help_text=_("Sign userinfo responses (application/jwt) with this algorithm; empty for plain JSON"),
+    )
+    backchannel_logout_uri = models.URLField(
+        blank=True, help_text=_("Where Civicore posts a logout token when a citizen signs out (HTTPS)")
+    )
+    backchannel_logout_session_required = models.BooleanField(
+        default=False, help_text=_("Logout tokens must name the session (sid)")
+    )
+    frontchannel_logout_uri = models.URLField(
+        blank=True, help_text=_("Page loaded in a hidden frame when a citizen signs out")
+    )
+    frontchannel_logout_session_required = models.BooleanField(
+        default=False, help_text=_("Add iss and sid to the front-channel logout URL")
     )
     is_agency_of_record = models.BooleanField(
         default=False, help_text=_("May record verified values for its allowed items")
