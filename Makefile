@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 ENVFILE := $(CIVICORE_VAR_DIR)/secrets.env
 WITH_ENV := set -a && source $(ENVFILE) && set +a &&
 
-.PHONY: demo install install-dev test lint bench bench-fanout bench-tokens chromium clean
+.PHONY: demo install install-dev test lint bench bench-fanout bench-tokens soak chromium clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,10 @@ bench-fanout: install-dev
 
 bench-tokens: install-dev
 	$(BIN)/python bench/tokens.py
+
+# Ten minutes at half the submission benchmark's rate: errors and memory growth (not in CI).
+soak: install-dev
+	$(BIN)/python bench/soak.py
 
 clean:
 	rm -rf $(VENV) var

@@ -24,6 +24,8 @@ def main(path: str) -> None:
         f"SECRET_KEY={secrets.token_urlsafe(50)}",
         f"FIELD_ENCRYPTION_KEYS=k{secrets.token_hex(4)}:{key}",
         f"LOOKUP_HASH_KEY={secrets.token_urlsafe(32)}",
+        "# Seals `civicore backup` files. Keep a copy away from the backups, or they cannot be read.",
+        f"BACKUP_ENCRYPTION_KEY={base64.b64encode(os.urandom(32)).decode()}",
     ]
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
