@@ -9,6 +9,8 @@ from config.api import api
 
 # Staff log in through the same password + second-factor flow as everyone else.
 admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-assign]
+# A request that loses the database answers 503 + Retry-After; any other failure, the 500 page.
+handler500 = "civicore.core.views.server_error"
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),

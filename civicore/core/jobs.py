@@ -1,16 +1,19 @@
 """Durable background jobs.
 
 `enqueue()` writes a Job row inside the caller's transaction, so work is recorded exactly when
-the change that caused it commits. Workers (`civicore worker`) lease due rows, run the handler
-registered under the job's name, and retry failures with exponential back-off; a job that keeps
-failing ends up DEAD for an operator to inspect and replay. Handlers must be idempotent.
+the change that caused it commits. A worker (`civicore worker`) runs each due job in one
+transaction that locks the job's row, runs the handler registered under its name and marks the
+job done: the handler's database writes and the done-marker commit together or not at all. A
+worker killed mid-job, or cut off from the database, leaves no trace, and the job is run again
+by the next worker that gets to it. Failures are retried with exponential back-off; a job that
+keeps failing ends up DEAD for an operator to inspect and replay. What a handler does outside the
+database (an e-mail) can happen again when a worker dies between doing it and committing, so
+handlers must be idempotent.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import time
 import traceback
 from collections.abc import Callable
@@ -20,8 +23,8 @@ from typing import Any
 
 from django.apps import apps
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Q
+from django.db import DatabaseError, connections, transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from civicore.core.models import Job
@@ -98,32 +101,33 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(2**attempts, 3600))
 
 
-def _claim(worker_id: str, batch: int) -> list[int]:
+def _lockable(queryset: QuerySet[Job]) -> QuerySet[Job]:
+    """Lock the rows read, skipping those another worker holds; on SQLite, where a write
+    transaction already excludes every other, as they are."""
+    if transaction.get_connection().features.has_select_for_update_skip_locked:
+        return queryset.select_for_update(skip_locked=True)
+    return queryset
+
+
+def _due() -> QuerySet[Job]:
     now = timezone.now()
-    lease = now + timedelta(seconds=settings.JOBS_LEASE_SECONDS)
-    due = Q(status=Job.Status.PENDING, run_after__lte=now) & (
-        Q(locked_until__isnull=True) | Q(locked_until__lt=now)
-    )
-    with transaction.atomic():
-        qs = Job.objects.filter(due).order_by("run_after", "id")
-        if transaction.get_connection().features.has_select_for_update_skip_locked:
-            qs = qs.select_for_update(skip_locked=True)
-        ids = list(qs.values_list("id", flat=True)[:batch])
-        if ids:
-            Job.objects.filter(id__in=ids).update(locked_until=lease, locked_by=worker_id)
-    return ids
+    # locked_until: a lease taken by a worker of an earlier version, respected until it ends.
+    return Job.objects.filter(
+        Q(locked_until__isnull=True) | Q(locked_until__lt=now), status=Job.Status.PENDING, run_after__lte=now
+    ).order_by("run_after", "id")
 
 
-def run_one(job_id: int) -> bool:
-    """Run one job; returns True when it succeeded."""
-    current = Job.objects.get(pk=job_id)
-    if current.status != Job.Status.PENDING:
-        return True
+def _execute(current: Job) -> bool:
+    """Run a locked job inside the caller's transaction and record its outcome there."""
     attempt = current.attempts + 1
     try:
-        handler = handler_for(current.name)
-        handler(**current.payload)
+        # A savepoint: a failing handler's writes are undone, the record of its failure is kept.
+        with transaction.atomic():
+            handler_for(current.name)(**current.payload)
     except Exception as exc:
+        connection = transaction.get_connection()
+        if connection.needs_rollback or connection.closed_in_transaction:
+            raise  # the connection failed and took the transaction along: the job stays as it was
         status = Job.Status.DEAD if attempt >= current.max_attempts else Job.Status.PENDING
         logger.warning("job %s#%s failed (attempt %s): %s", current.name, current.pk, attempt, exc)
         Job.objects.filter(pk=current.pk).update(
@@ -141,20 +145,63 @@ def run_one(job_id: int) -> bool:
     return True
 
 
+def _run_next() -> bool | None:
+    """Run the next due job nobody else is running; None when there is none."""
+    with transaction.atomic():
+        current = _lockable(_due()).first()
+        if current is None:
+            return None
+        return _execute(current)
+
+
+def run_one(job_id: int) -> bool:
+    """Run one job now, due or not; returns True when it succeeded (or was already done) and
+    False when it failed or another worker is running it."""
+    with transaction.atomic():
+        current = _lockable(Job.objects.filter(pk=job_id)).first()
+        if current is None:
+            return Job.objects.filter(pk=job_id).exclude(status=Job.Status.PENDING).exists()
+        if current.status != Job.Status.PENDING:
+            return True
+        return _execute(current)
+
+
+def _release_broken_connections() -> None:
+    """What Django does between two requests: drop connections that failed or outlived
+    CONN_MAX_AGE, so the next query reconnects. Connections inside a transaction are left alone."""
+    for conn in connections.all(initialized_only=True):
+        if not conn.in_atomic_block:
+            conn.close_if_unusable_or_obsolete()
+
+
 def work(
     *, once: bool = False, batch: int = 20, idle_sleep: float = 0.5, stop: Callable[[], bool] | None = None
 ) -> int:
-    """Process due jobs until `stop()` is true (or the queue is empty, with once=True)."""
-    worker_id = f"{socket.gethostname()}:{os.getpid()}"
+    """Process due jobs until `stop()` is true (or the queue is empty, with once=True).
+
+    Losing the database (a restart, a fail-over, a terminated session) does not stop the worker:
+    it waits a little longer after each failure, reconnects and carries on."""
     done = 0
+    outages = 0
     last_periodic: dict[int, float] = {}
     while not (stop and stop()):
-        _run_periodic(last_periodic)
-        ids = _claim(worker_id, batch)
-        for job_id in ids:
-            run_one(job_id)
-            done += 1
-        if not ids:
+        ran = 0
+        try:
+            _release_broken_connections()
+            _run_periodic(last_periodic)
+            while ran < batch and not (stop and stop()) and _run_next() is not None:
+                ran += 1
+                done += 1
+        except DatabaseError as exc:  # the database went away; the job in hand was rolled back
+            outages += 1
+            if once and outages >= 3:
+                raise
+            logger.warning("database unavailable (%s); trying again", exc)
+            _release_broken_connections()
+            time.sleep(min(idle_sleep * 2**outages, 5.0))
+            continue
+        outages = 0
+        if not ran:
             if once:
                 break
             time.sleep(idle_sleep)

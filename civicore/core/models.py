@@ -19,8 +19,9 @@ class TimeStampedModel(models.Model):
 class Job(models.Model):
     """A unit of background work, written in the same transaction as the change that caused it.
 
-    Workers lease a row (locked_until) before running it, so a worker killed mid-job leaves a
-    lease that expires and the job runs again: delivery is at least once.
+    A worker locks the row while it runs the job and marks it done in the same transaction as
+    the job's writes, so a worker killed mid-job leaves it pending for the next one at once.
+    locked_until/locked_by are leases of workers of earlier versions, still respected.
     """
 
     class Status(models.TextChoices):
