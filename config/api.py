@@ -2,15 +2,75 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.http import HttpRequest, HttpResponse
+from django.utils.translation import gettext as _
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 
 from civicore.core.api_auth import ApiTokenAuth, SessionAuth
 from civicore.core.errors import ApplicationError
+from civicore.core.schemas import ErrorOut
 
-api = NinjaAPI(
+_UNSAFE = {"post", "put", "patch", "delete"}
+_ERROR_SCHEMA = {"$ref": "#/components/schemas/ErrorOut"}
+
+
+def _error_response(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ERROR_SCHEMA}}}
+
+
+def document_common_errors(schema: dict[str, Any]) -> dict[str, Any]:
+    """Add to each operation the errors every operation of its kind can answer, so that clients
+    (and the schema-driven tests) see them without each endpoint repeating them: 401 where
+    authentication is required, 403 `csrf_failed` where the session may be used for an unsafe
+    method, 422 `invalid_request` where there is input to validate. An endpoint's own
+    declaration of the same status wins."""
+    for operations in schema.get("paths", {}).values():
+        for method, operation in operations.items():
+            if method not in ("get", "put", "post", "patch", "delete"):
+                continue
+            # django-ninja keys responses by int status; JSON and these additions use strings.
+            responses = operation["responses"] = {
+                str(k): v for k, v in operation.get("responses", {}).items()
+            }
+            security = [name for requirement in operation.get("security", []) for name in requirement]
+            if security:
+                responses.setdefault(
+                    "401",
+                    _error_response("Not signed in: no valid session or API token (`unauthenticated`)."),
+                )
+            if "SessionAuth" in security and method in _UNSAFE:
+                refused = responses.setdefault(
+                    "403", _error_response("Refused (`forbidden` or a more specific code).")
+                )
+                refused["description"] = (
+                    refused["description"].rstrip(".")
+                    + ". With a session: the CSRF token is missing or wrong (`csrf_failed`)."
+                )
+            if "application/json" in operation.get("requestBody", {}).get("content", {}):
+                responses.setdefault("400", _error_response("The body is not valid JSON (`malformed_body`)."))
+            if operation.get("parameters") or operation.get("requestBody"):
+                responses.setdefault(
+                    "422", _error_response("The parameters or the body are not valid (`invalid_request`).")
+                )
+    schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+    schemas.setdefault("ErrorOut", ErrorOut.model_json_schema(ref_template="#/components/schemas/{model}"))
+    return schema
+
+
+class CivicoreAPI(NinjaAPI):
+    def get_openapi_schema(
+        self, *, path_prefix: str | None = None, path_params: dict[str, Any] | None = None
+    ) -> Any:
+        return document_common_errors(
+            super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
+        )
+
+
+api = CivicoreAPI(
     title="Civicore API",
     version="1",
     description="Public e-services, applications, cases and result verification.",
@@ -30,7 +90,7 @@ def application_error(request: HttpRequest, exc: ApplicationError) -> HttpRespon
 def validation_error(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
     return api.create_response(
         request,
-        {"code": "invalid_request", "message": "The request is not valid.", "details": exc.errors},
+        {"code": "invalid_request", "message": _("The request is not valid."), "details": exc.errors},
         status=422,
     )
 
@@ -39,17 +99,20 @@ def validation_error(request: HttpRequest, exc: NinjaValidationError) -> HttpRes
 def auth_error(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
     return api.create_response(
         request,
-        {"code": "unauthenticated", "message": "Authentication required.", "details": None},
+        {"code": "unauthenticated", "message": _("Authentication required."), "details": None},
         status=401,
     )
 
 
 @api.exception_handler(HttpError)
 def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    # django-ninja raises HttpError(400) for a body that is not JSON (or not the declared form).
+    if exc.status_code == 400:
+        code, message = "malformed_body", _("The request body cannot be read: send valid JSON.")
+    else:
+        code, message = f"http_{exc.status_code}", str(exc)
     return api.create_response(
-        request,
-        {"code": f"http_{exc.status_code}", "message": str(exc), "details": None},
-        status=exc.status_code,
+        request, {"code": code, "message": message, "details": None}, status=exc.status_code
     )
 
 

@@ -8,14 +8,16 @@ from typing import Any
 
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
-from ninja import Field, File, Form, Router, Schema, Status
+from ninja import Field, File, Router, Schema, Status
 from ninja.files import UploadedFile
+from ninja.params import FormEx, P
 
 from civicore.applications import selectors, services
 from civicore.applications.models import Application, ApplicationDocument
 from civicore.cases.models import Case
 from civicore.core.errors import PermissionDenied
 from civicore.core.pagination import paginate
+from civicore.core.schemas import errors
 from civicore.identity.models import Person
 from civicore.identity.selectors import person_for_user
 from civicore.identity.services import assurance_require_for_service
@@ -160,7 +162,11 @@ def _organisation_number(application: Application) -> str | None:
     return organisation.registration_number if organisation is not None else None
 
 
-@router.post("", response={201: ApplicationOut}, summary="Start, fill and optionally submit an application")
+@router.post(
+    "",
+    response={201: ApplicationOut, **errors(403, 404, 409, 422)},
+    summary="Start, fill and optionally submit an application",
+)
 def file_application(request: HttpRequest, payload: ApplicationIn) -> Status[dict[str, Any]]:
     """Send `Idempotency-Key` to make retries safe: the same key returns the same application.
     Send `X-Acting-For: <business registration number>` to file for a business (needs a current
@@ -184,7 +190,9 @@ def file_application(request: HttpRequest, payload: ApplicationIn) -> Status[dic
     return Status(201, _out(application, documents=[] if created else None))
 
 
-@router.get("", response=ApplicationPage, summary="The caller's applications, newest first")
+@router.get(
+    "", response={200: ApplicationPage, **errors(403, 422)}, summary="The caller's applications, newest first"
+)
 def list_applications(request: HttpRequest, cursor: str | None = None, limit: int = 20) -> dict[str, Any]:
     """With `X-Acting-For`, the business's applications for the services the caller may see."""
     person = _person(request)
@@ -212,20 +220,28 @@ def list_applications(request: HttpRequest, cursor: str | None = None, limit: in
     }
 
 
-@router.get("/{application_id}", response=ApplicationOut)
+@router.get("/{application_id}", response={200: ApplicationOut, **errors(403, 404)})
 def get_application(request: HttpRequest, application_id: uuid.UUID) -> dict[str, Any]:
     return _out(_application(request, application_id))
 
 
-@router.patch("/{application_id}", response=ApplicationOut, summary="Save draft answers")
+@router.patch(
+    "/{application_id}",
+    response={200: ApplicationOut, **errors(403, 404, 409, 422)},
+    summary="Save draft answers",
+)
 def save_draft(request: HttpRequest, application_id: uuid.UUID, payload: AnswersIn) -> dict[str, Any]:
     application = _application(request, application_id, change=True)
     return _out(services.application_save_draft(application=application, answers=payload.answers))
 
 
-@router.post("/{application_id}/documents", response={201: DocumentOut})
+@router.post("/{application_id}/documents", response={201: DocumentOut, **errors(403, 404, 409, 422)})
 def upload_document(
-    request: HttpRequest, application_id: uuid.UUID, requirement: Form[str], file: File[UploadedFile]
+    request: HttpRequest,
+    application_id: uuid.UUID,
+    # An empty form field reads as a missing one, so the schema says it cannot be empty.
+    requirement: FormEx[str, P(min_length=1)],
+    file: File[UploadedFile],
 ) -> Status[dict[str, Any]]:
     application = _application(request, application_id, change=True)
     during = "info_request" if application.status == Application.Status.SUBMITTED else "application"
@@ -235,7 +251,7 @@ def upload_document(
     return Status(201, _document_out(document))
 
 
-@router.post("/{application_id}/submit", response=ApplicationOut)
+@router.post("/{application_id}/submit", response={200: ApplicationOut, **errors(403, 404, 409, 422)})
 def submit(
     request: HttpRequest, application_id: uuid.UUID, payload: SubmitIn | None = None
 ) -> dict[str, Any]:
@@ -247,7 +263,11 @@ def submit(
     return _out(services.application_submit(application=application, answers=answers, actor=person))
 
 
-@router.post("/{application_id}/respond", response=ApplicationOut, summary="Answer a request for information")
+@router.post(
+    "/{application_id}/respond",
+    response={200: ApplicationOut, **errors(403, 404, 409, 422)},
+    summary="Answer a request for information",
+)
 def respond(request: HttpRequest, application_id: uuid.UUID, payload: RespondIn) -> dict[str, Any]:
     from civicore.cases.services import case_provide_info
 

@@ -15,6 +15,7 @@ from civicore.agencies.selectors import officer_for_user
 from civicore.cases import selectors, services
 from civicore.core.errors import PermissionDenied
 from civicore.core.pagination import paginate
+from civicore.core.schemas import errors
 
 router = Router(tags=["cases"])
 
@@ -89,7 +90,7 @@ def _detail(case: Any) -> dict[str, Any]:
     }
 
 
-@router.get("", response=CasePage, summary="The officer's agency's cases")
+@router.get("", response={200: CasePage, **errors(403, 422)}, summary="The officer's agency's cases")
 def list_cases(
     request: HttpRequest,
     state: str = "open",
@@ -106,12 +107,16 @@ def list_cases(
     return {"items": [_summary(c) for c in rows], "next_cursor": next_cursor}
 
 
-@router.get("/{case_id}", response=CaseOut)
+@router.get("/{case_id}", response={200: CaseOut, **errors(403, 404)})
 def get_case(request: HttpRequest, case_id: int) -> dict[str, Any]:
     return _detail(selectors.case_for_officer(officer=_officer(request), case_id=case_id))
 
 
-@router.post("/{case_id}/{action}", response=CaseOut, summary="claim, request_info, approve or reject")
+@router.post(
+    "/{case_id}/{action}",
+    response={200: CaseOut, **errors(403, 404, 409, 422)},
+    summary="claim, request_info, approve or reject",
+)
 def act(
     request: HttpRequest,
     case_id: int,

@@ -74,7 +74,10 @@ class FormOut(Schema):
     fields: list[FormFieldOut]
 
 
-class DocumentOut(Schema):
+class RequiredDocumentOut(Schema):
+    """A document the form asks for (named apart from an application's uploaded documents, whose
+    schema is also in the OpenAPI components)."""
+
     code: str
     label: Text
     help: Text | None = None
@@ -109,7 +112,7 @@ class ServiceDetailOut(ServiceSummaryOut):
     summary: Text
     form: FormOut
     prefill: dict[str, str]
-    documents: list[DocumentOut]
+    documents: list[RequiredDocumentOut]
     workflow: WorkflowOut
     result: ResultOut
 
@@ -178,7 +181,9 @@ def _procedure_summary(procedure: Procedure) -> dict[str, Any]:
     }
 
 
-@router.get("/services", response=ServiceListOut, auth=None, summary="List or search e-services")
+@router.get(
+    "/services", response={200: ServiceListOut, 422: ErrorOut}, auth=None, summary="List or search e-services"
+)
 def list_services(request: HttpRequest, filters: Query[ListQuery]) -> dict[str, Any]:
     rows, next_cursor = paginate(
         selectors.service_search(q=filters.q), cursor=filters.cursor, limit=filters.limit, order=("code",)
@@ -211,7 +216,10 @@ def get_service(request: HttpRequest, code: str) -> dict[str, Any]:
 
 
 @router.get(
-    "/procedures", response=ProcedureListOut, auth=None, summary="List or search catalogue procedures"
+    "/procedures",
+    response={200: ProcedureListOut, 422: ErrorOut},
+    auth=None,
+    summary="List or search catalogue procedures",
 )
 def list_procedures(request: HttpRequest, filters: Query[ListQuery]) -> dict[str, Any]:
     rows, next_cursor = paginate(

@@ -48,7 +48,11 @@ def _unauthorized(code: str, message: str) -> HttpResponse:
                     "application/jose": {"schema": {"type": "string"}},
                 },
             },
-            "401": {"description": "Missing, expired or revoked token, or the consent has ended"},
+            "401": {
+                "description": "Missing, expired or revoked token, or the consent has ended",
+                "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}},
+            },
         }
     },
 )

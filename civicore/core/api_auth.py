@@ -4,10 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest
+from django.utils.translation import gettext as _
 from ninja.security import APIKeyCookie, HttpBearer
+from ninja.utils import check_csrf
 
+from civicore.core.errors import ApplicationError
 from civicore.identity.services import api_token_authenticate
+
+
+class CsrfFailed(ApplicationError):
+    """The CSRF token is missing or wrong."""
+
+    code = "csrf_failed"
+    status = 403
 
 
 class ApiTokenAuth(HttpBearer):
@@ -24,7 +35,20 @@ class SessionAuth(APIKeyCookie):
     param_name = "sessionid"
 
     def __init__(self) -> None:
+        # The cookie's real name (`__Host-sessionid` behind HTTPS) in the OpenAPI document.
+        self.param_name = settings.SESSION_COOKIE_NAME
         super().__init__(csrf=True)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated:
+            # No session, nothing a forged request could use: the caller is told 401, not 403.
+            return None
+        if not getattr(request, "_ninja_csrf_exempt", False) and check_csrf(request) is not None:
+            raise CsrfFailed(
+                _("The CSRF token is missing or wrong: send the csrftoken cookie's value in X-CSRFToken.")
+            )
+        return user
 
     def authenticate(self, request: HttpRequest, key: str | None) -> Any:
         user = getattr(request, "user", None)

@@ -235,6 +235,11 @@ def _log(message: _Message, *, operation: str, body: str, status: int, response:
     )
 
 
+def _error(description: str, **extra: Any) -> dict[str, Any]:
+    schema = {"$ref": "#/components/schemas/ErrorOut"}
+    return {"description": description, "content": {"application/json": {"schema": schema}}, **extra}
+
+
 _JOSE_BODY = {
     "requestBody": {
         "required": True,
@@ -247,6 +252,16 @@ _JOSE_BODY = {
             "description": "Platform-signed compact JWS",
             "content": {JOSE: {"schema": {"type": "string"}}},
         },
+        "401": _error("Not a valid signed request: signature, issuer, audience, expiry or replay."),
+        "403": _error("not_agency_of_record, items_not_allowed, purpose_not_allowed"),
+        "404": _error("person_not_found"),
+        "413": _error("request_too_large"),
+        "415": _error("unsupported_media_type: the body must be sent as application/jose."),
+        "422": _error("invalid_request, unknown_items, invalid_item_values"),
+        "429": _error(
+            "throttled: too many failed requests from this address or for this client.",
+            headers={"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}},
+        ),
     },
 }
 

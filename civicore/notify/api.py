@@ -9,6 +9,7 @@ from ninja import Query, Router, Schema
 from pydantic import Field
 
 from civicore.core.pagination import paginate
+from civicore.core.schemas import errors
 from civicore.notify import selectors, services
 from civicore.notify.models import Notification
 
@@ -45,7 +46,9 @@ class NotificationListQuery(Schema):
     cursor: str | None = Field(None, max_length=500)
 
 
-@router.get("", response=NotificationPage, summary="List my notifications, newest first")
+@router.get(
+    "", response={200: NotificationPage, **errors(422)}, summary="List my notifications, newest first"
+)
 def list_notifications(request: HttpRequest, query: Query[NotificationListQuery]) -> NotificationPage:
     rows, next_cursor = paginate(
         selectors.notifications_for(user=request.auth),  # type: ignore[attr-defined]
@@ -56,7 +59,11 @@ def list_notifications(request: HttpRequest, query: Query[NotificationListQuery]
     return NotificationPage(items=[NotificationOut.from_model(n) for n in rows], next_cursor=next_cursor)
 
 
-@router.post("/{notification_id}/read", response=NotificationOut, summary="Mark one of my notifications read")
+@router.post(
+    "/{notification_id}/read",
+    response={200: NotificationOut, **errors(404)},
+    summary="Mark one of my notifications read",
+)
 def mark_read(request: HttpRequest, notification_id: int) -> NotificationOut:
     notification = services.notification_mark_read(
         user=request.auth,  # type: ignore[attr-defined]

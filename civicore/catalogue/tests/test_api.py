@@ -156,3 +156,17 @@ def test_catalogue_is_public_and_in_the_openapi_schema(client, catalogue):
     ):
         assert path in schema["paths"]
         assert "security" not in schema["paths"][path]["get"]
+
+
+def test_service_detail_matches_its_documented_schema(client, catalogue):
+    """The form's documents were once documented with the schema of an application's uploaded
+    documents, because both schemas had the same name."""
+    from jsonschema import Draft202012Validator
+
+    document = client.get("/api/v1/openapi.json").json()
+    operation = document["paths"]["/api/v1/catalogue/services/{code}"]["get"]
+    schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    validator = Draft202012Validator({**schema, "components": document["components"]})
+    body = client.get(f"{BASE}/services/birth-registration").json()
+    assert body["documents"], "the service asks for documents"
+    assert [error.message for error in validator.iter_errors(body)] == []
