@@ -1,10 +1,13 @@
 """Where a submission's time goes: the benchmark's request, profiled in one process.
 
 Prepares the same database as bench/submission.py (drop, migrate, seed), then in a Django process
-sends N submissions through django.test.Client (the whole stack: middleware, token auth, ninja,
-application_file) under cProfile, and prints the costliest functions, the SQL statements per
-submission and how long the section that holds the reference-counter row lock and the audit
-advisory lock lasts: that section is serial across all workers, so it bounds throughput.
+sends submissions and `GET /healthz` requests through django.test.Client (the whole stack:
+middleware, token auth, ninja, application_file) and prints, without a profiler, the CPU each
+costs in this process and in its PostgreSQL backend (read from /proc, so Linux only) and their
+ratio; the SQL statements of one submission and the time each kind takes; how long the statement
+that takes the reference number runs (the service's counter row stays locked until it commits,
+so one service files at most one submission per that time); then, under cProfile counting CPU
+time only, the costliest functions.
 
     python bench/profile_submission.py [--requests N] [--top K]
 """
@@ -34,11 +37,9 @@ INNER = r"""
 import collections, cProfile, io, json, pstats, statistics, sys, time
 import django
 django.setup()
-from django.db import connection, transaction
+from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
-
-from civicore.applications import services as application_services
 
 requests, top, tokens_path, service = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 tokens = open(tokens_path, encoding="utf-8").read().split()
@@ -56,25 +57,49 @@ def post(i):
     )
     assert response.status_code == 201, response.content
 
-# Time from taking the reference number (row lock on the counter) to the end of the commit:
-# every other submission waits for this section.
-serial = []
-original_next_reference = application_services._next_reference
-def timed_next_reference(svc):
-    began = time.perf_counter()
-    transaction.on_commit(lambda: serial.append((time.perf_counter() - began) * 1000))
-    return original_next_reference(svc)
-application_services._next_reference = timed_next_reference
+def healthz(i):
+    assert client.get("/healthz").status_code == 200
 
-for i in range(20):  # warm caches, connections, token last_used_at
+connection.ensure_connection()
+with connection.cursor() as cursor:
+    cursor.execute("SELECT pg_backend_pid()")
+    backend = cursor.fetchone()[0]
+
+def backend_cpu_ms():
+    # Field 1 of schedstat: nanoseconds the PostgreSQL backend ran on a CPU.
+    with open(f"/proc/{backend}/schedstat") as handle:
+        return int(handle.read().split()[0]) / 1e6
+
+for i in range(20):  # warm caches, connections, prepared statements, token last_used_at
     post(10_000 + i)
-serial.clear()
+    healthz(i)
+
+# CPU per request, in rounds that alternate the two kinds (the machine's noise falls on both);
+# the quietest round of each is the best estimate of what a request costs.
+rounds = {"healthz": [], "submission": []}
+per_round = max(20, requests // 5)
+for r in range(5):
+    for kind, call, base in (("healthz", healthz, 0), ("submission", post, 100_000 * (r + 1))):
+        cpu, db = time.process_time(), backend_cpu_ms()
+        began = time.perf_counter()
+        for i in range(per_round):
+            call(base + i)
+        rounds[kind].append(((time.process_time() - cpu) * 1000 / per_round,
+                             (backend_cpu_ms() - db) / per_round,
+                             (time.perf_counter() - began) * 1000 / per_round))
+best = {kind: min(values, key=lambda v: v[0] + v[1]) for kind, values in rounds.items()}
+print("CPU per request in one process (quietest of 5 rounds): Django + PostgreSQL backend = total; wall")
+for kind, (app, db, wall) in best.items():
+    print(f"  {kind:>10}: {app:6.2f} + {db:5.2f} = {app + db:6.2f} ms; wall {wall:6.2f} ms")
+ratio = sum(best["submission"][:2]) / sum(best["healthz"][:2])
+print(f"  a submission costs {ratio:.1f} times a /healthz request")
 
 with CaptureQueriesContext(connection) as queries:
     post(20_000)
 per_request = [q["sql"] for q in queries.captured_queries]
 
-# Wall time per kind of SQL statement, without the profiler: which round trips are slow.
+# Wall time per kind of statement: which round trips are slow, and how long the statement that
+# takes the reference number runs (it commits on its own, which ends the counter row's lock).
 sql_time = collections.defaultdict(list)
 def timed(execute, sql, params, many, context):
     began = time.perf_counter()
@@ -82,40 +107,33 @@ def timed(execute, sql, params, many, context):
         return execute(sql, params, many, context)
     finally:
         sql_time[" ".join(sql.split()[:4])[:90]].append((time.perf_counter() - began) * 1000)
-plain_began = time.perf_counter()
 with connection.execute_wrapper(timed):
     for i in range(requests):
         post(30_000 + i)
-plain = (time.perf_counter() - plain_began) / requests * 1000
-in_sql = sum(sum(v) for v in sql_time.values()) / requests
-print(f"without profiler: {plain:.2f} ms per submission, {in_sql:.2f} ms of it waiting on SQL "
-      f"({plain - in_sql:.2f} ms Python)")
-print("SQL time per submission by statement (ms, total per request / median per call / calls per request):")
-for key, values in sorted(sql_time.items(), key=lambda kv: -sum(kv[1]))[:15]:
+print("\nSQL wall time per submission by statement (ms: per request / median per call / calls)")
+for key, values in sorted(sql_time.items(), key=lambda kv: -sum(kv[1])):
     total, each, calls = sum(values) / requests, statistics.median(values), len(values) / requests
     print(f"  {total:7.2f} {each:7.2f} {calls:5.1f}  {key}")
-serial_plain = statistics.median(serial)
-serial.clear()
+numbering = [v for key, values in sql_time.items() if "claim" in key or "number" in key for v in values]
+if numbering:
+    locked = statistics.median(numbering)
+    print(f"the statement that takes the reference number and commits: median {locked:.2f} ms, "
+          f"so one service files at most ~{1000 / locked:.0f} submissions/s")
 
-profiler = cProfile.Profile()
-began = time.perf_counter()
+print(f"\n{len(per_request)} SQL statements per submission request:")
+for sql in per_request:
+    print("  " + sql[:150])
+
+profiler = cProfile.Profile(time.process_time)  # CPU time: waiting on PostgreSQL is not counted
 profiler.enable()
 for i in range(requests):
     post(i)
 profiler.disable()
-elapsed = time.perf_counter() - began
-print(f"{requests} submissions in {elapsed:.2f}s: {elapsed / requests * 1000:.2f} ms each, "
-      f"{requests / elapsed:.0f}/s in one process")
-print(f"locked section (reference number -> commit), without profiler: median {serial_plain:.2f} ms, "
-      f"so at most ~{1000 / serial_plain:.0f} submissions/s across all workers")
-print(f"\n{len(per_request)} SQL statements per submission request:")
-for sql in per_request:
-    print("  " + sql[:150])
 # The project's own functions and the libraries it leans on, by cumulative time.
 out = io.StringIO()
-project = r"(services|selectors|api|answers|crypto|jobs|workdays|api_auth|views)\.py"
+project = r"(services|selectors|api|answers|crypto|jobs|workdays|api_auth|views|rowsql)\.py"
 pstats.Stats(profiler, stream=out).strip_dirs().sort_stats("cumulative").print_stats(project, top)
-print(f"\n--- project functions by cumulative time ---")
+print("\n--- project functions by cumulative CPU time (under the profiler, which slows calls) ---")
 print("\n".join(line for line in out.getvalue().splitlines() if line.strip()))
 for order in ("tottime", "cumulative"):
     out = io.StringIO()

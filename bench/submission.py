@@ -4,9 +4,10 @@ Sets up a fresh PostgreSQL database with one e-service and a pool of citizens, s
 then alternates two loads with the same client and concurrency: GET /healthz (one SELECT 1: what
 the stack costs with no work) and POST /api/v1/applications with submit=true (pre-fill, validation,
 reference number, case with SLA, notification and e-mail job, hash-chained audit entry). Prints
-throughput and latency per round, their medians and the submission/baseline ratios, writes them to
-bench/results/submission.json, then proves the work happened by counting rows and verifying the
-audit chain. This prints figures; it asserts no target.
+throughput and latency per round, their medians and the submission/baseline ratios, and the CPU
+each answered request cost the server, PostgreSQL and the clients (from /proc, on Linux), writes
+them to bench/results/submission.json, then proves the work happened by counting rows and
+verifying the audit chain. This prints figures; it asserts no target.
 
     python bench/submission.py [--duration S] [--concurrency N] [--workers W] [--runs R]
 
@@ -326,6 +327,57 @@ def count_rows(database_url: str) -> dict[str, int]:
         return {name: conn.execute(query).fetchone()[0] for name, query in queries.items()}
 
 
+class CpuMeter:
+    """CPU seconds used by the server (gunicorn and its workers), the bench database's PostgreSQL
+    backends and the client processes, from /proc (Linux only; elsewhere it measures nothing).
+    Divided by the requests a window answered, they give the CPU each request cost, a figure that
+    moves much less than throughput when other work shares the machine."""
+
+    def __init__(self, server_pid: int, database: str, client_pids: list[int]) -> None:
+        self.server_pid, self.database, self.client_pids = server_pid, database, set(client_pids)
+        self.tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+    def _stat(self, pid: int) -> tuple[int, float]:
+        """(parent pid, CPU seconds) of one process."""
+        try:
+            text = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return 0, 0.0
+        fields = text[text.rindex(")") + 2 :].split()
+        return int(fields[1]), (int(fields[11]) + int(fields[12])) / self.tick
+
+    def snapshot(self) -> dict[str, float]:
+        if not Path("/proc/stat").exists():
+            return {}
+        used = {"server": 0.0, "postgres": 0.0, "clients": 0.0}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            pid = int(entry.name)
+            parent, seconds = self._stat(pid)
+            if self.server_pid in (pid, parent):
+                used["server"] += seconds
+            elif pid in self.client_pids:
+                used["clients"] += seconds
+            else:
+                try:
+                    title = (entry / "cmdline").read_bytes()
+                except OSError:
+                    continue
+                if title.startswith(b"postgres:") and f" {self.database} ".encode() in title:
+                    used["postgres"] += seconds
+        cpu = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+        used["machine"] = sum(int(v) for i, v in enumerate(cpu[:8]) if i not in (3, 4)) / self.tick
+        return used
+
+    @staticmethod
+    def per_request(before: dict[str, float], after: dict[str, float], requests: int) -> dict[str, float]:
+        """CPU milliseconds per answered request, by process group (machine: every process)."""
+        if not before or not requests:
+            return {}
+        return {key: round((after[key] - before[key]) * 1000 / requests, 3) for key in after}
+
+
 # --- the benchmark ---------------------------------------------------------------------------
 
 
@@ -339,6 +391,7 @@ class Load:
         self.created = 0  # every 201, warm-up included: what the database must hold afterwards
         self.run_id = secrets.token_hex(4)
         self.windows = 0
+        self.meter: CpuMeter | None = None
 
     def window(self, kind: str, seconds: float) -> dict[str, Any]:
         procs = max(1, min(self.args.client_processes, self.args.concurrency))
@@ -357,9 +410,15 @@ class Load:
             }
             for i in range(procs)
         ]  # fmt: skip
+        before = self.meter.snapshot() if self.meter else {}
         results = self.pool.map(client_process, specs)
+        after = self.meter.snapshot() if self.meter else {}
         self.created += sum(r["created"] for r in results)
-        return summarise(results, seconds, "201" if kind == "submission" else "200")
+        figures = summarise(results, seconds, "201" if kind == "submission" else "200")
+        # The window's CPU (including its half-second start and the requests still running when
+        # it closed) over the requests it answered.
+        figures["cpu_ms_per_request"] = CpuMeter.per_request(before, after, figures["ok"])
+        return figures
 
 
 def print_table(rounds: list[dict[str, Any]], medians: dict[str, Any]) -> None:
@@ -378,6 +437,22 @@ def print_table(rounds: list[dict[str, Any]], medians: dict[str, Any]) -> None:
         print(line(str(i), rnd["baseline"], rnd["submission"], rnd["ratio"]))
     print("-" * len(head))
     print(line("median", medians["baseline"], medians["submission"], medians["ratio"]))
+
+
+def print_cpu(medians: dict[str, Any]) -> None:
+    cpu = {side: medians[side].get("cpu_ms_per_request") or {} for side in ("baseline", "submission")}
+    if not cpu["submission"]:
+        return
+    print("\nCPU ms per answered request (median of rounds): " + "; ".join(
+        f"{side} " + ", ".join(f"{group} {value}" for group, value in cpu[side].items())
+        for side in ("baseline", "submission")
+    ))  # fmt: skip
+    server = [
+        cpu[side].get("server", 0) + cpu[side].get("postgres", 0) for side in ("baseline", "submission")
+    ]
+    if server[0]:
+        print(f"server + PostgreSQL: baseline {server[0]:.3f} ms, submission {server[1]:.3f} ms "
+              f"({server[1] / server[0]:.1f}x)")  # fmt: skip
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -417,6 +492,8 @@ def benchmark(args: argparse.Namespace) -> int:
         # spawn, not fork: the children must not inherit this process's sockets or threads.
         pool = multiprocessing.get_context("spawn").Pool(args.client_processes)
         load = Load(pool, args, port, service, tokens)
+        clients = [process.pid for process in getattr(pool, "_pool", []) if process.pid]
+        load.meter = CpuMeter(server.pid, args.database, clients)
         if args.warmup > 0:
             load.window("baseline", args.warmup)
             load.window("submission", args.warmup)
@@ -447,10 +524,16 @@ def benchmark(args: argparse.Namespace) -> int:
             }
             for side in ("baseline", "submission")
         }
+        for side in ("baseline", "submission"):
+            groups = rounds[0][side]["cpu_ms_per_request"].keys()
+            medians[side]["cpu_ms_per_request"] = {
+                group: median([r[side]["cpu_ms_per_request"].get(group) for r in rounds]) for group in groups
+            }
         # The median of per-round ratios: each pair ran back to back under similar noise.
         medians["ratio"] = {key: median([r["ratio"][key] for r in rounds]) for key in ("throughput", "p50")}
         print()
         print_table(rounds, medians)
+        print_cpu(medians)
 
         errors = {side: sum(r[side]["errors"] for r in rounds) for side in ("baseline", "submission")}
         for side in ("baseline", "submission"):

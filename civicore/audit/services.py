@@ -54,11 +54,39 @@ def record(
     details: dict[str, Any] | None = None,
 ) -> AuditEntry:
     """Append one entry in the caller's transaction; the worker seals it into the chain."""
+    new = entry(
+        actor=actor,
+        action=action,
+        subject=subject,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        person=person,
+        agency=agency,
+        details=details,
+    )
+    new.save(force_insert=True)
+    return new
+
+
+def entry(
+    *,
+    actor: Any,
+    action: str,
+    subject: Any = None,
+    subject_type: str = "",
+    subject_id: str = "",
+    person: Any = None,
+    agency: Any = None,
+    details: dict[str, Any] | None = None,
+) -> AuditEntry:
+    """The entry `record()` appends, not yet saved: for a service that writes it in one statement
+    with the rows it is about (`civicore.core.rowsql.insert`), in the same transaction. A
+    subject written in the same statement needs its id first (`rowsql.reserve_ids`)."""
     if subject is not None:
         subject_type = subject_type or subject._meta.label_lower
         subject_id = subject_id or str(subject.pk)
     is_user = actor is not None and getattr(actor, "is_authenticated", False)
-    return AuditEntry.objects.create(
+    return AuditEntry(
         at=timezone.now(),
         actor=actor if is_user else None,
         actor_label=str(actor) if actor is not None else "system",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
@@ -9,13 +11,15 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from civicore.core import jobs
+from civicore.core import jobs, rowsql
 from civicore.core.errors import NotFound, ValidationFailed
+from civicore.core.models import Job
 from civicore.identity.models import User
 from civicore.notify.models import Notification
 
 _SUBJECT_MAX = Notification._meta.get_field("subject").max_length or 300
 _LINK_MAX = Notification._meta.get_field("link").max_length or 300
+EMAIL_JOB = "notify.email"
 
 
 def _safe_link(link: str) -> str:
@@ -30,6 +34,18 @@ def _safe_link(link: str) -> str:
 
 def notification_send(*, user: User, subject: str, body: str, link: str = "") -> Notification:
     """Put a message in the user's inbox and queue its e-mail copy in the same transaction."""
+    notification = notification_build(user=user, subject=subject, body=body, link=link)
+    # Checks are done: from here on any failure should undo the caller's whole transaction, so
+    # no savepoint is needed.
+    with transaction.atomic(savepoint=False):
+        notification.save()
+        jobs.enqueue(EMAIL_JOB, notification_id=notification.pk)
+    return notification
+
+
+def notification_build(*, user: User, subject: str, body: str, link: str = "") -> Notification:
+    """The checked notification `notification_send` saves, not yet saved: for a service that
+    writes it together with its other rows (then with `email_job`)."""
     subject = " ".join(subject.split())
     if not subject:
         raise ValidationFailed(_("A notification needs a subject."), code="invalid_subject")
@@ -41,12 +57,33 @@ def notification_send(*, user: User, subject: str, body: str, link: str = "") ->
     )
     # The user is a loaded instance; validating the foreign key would only repeat a query.
     notification.full_clean(exclude=["user"])
-    # Checks are done: from here on any failure should undo the caller's whole transaction, so
-    # no savepoint is needed.
-    with transaction.atomic(savepoint=False):
-        notification.save()
-        jobs.enqueue("notify.email", notification_id=notification.pk)
     return notification
+
+
+def email_job(notification: Notification) -> Job:
+    """The queued job that sends a notification's e-mail copy, not yet saved: what
+    `jobs.enqueue` writes, for a caller that writes it with the notification (`rowsql.insert`)
+    and then calls `email_job_queued`. Without an id yet, the notification must be written
+    earlier in the same statement, which fills the job's payload in."""
+    jobs.handler_for(EMAIL_JOB)  # registered, as enqueue checks
+    payload: Any = (
+        {"notification_id": notification.pk}
+        if notification.pk is not None
+        else rowsql.Sql("jsonb_build_object('notification_id', %s)", [rowsql.PkOf(notification)])
+    )
+    return Job(
+        name=EMAIL_JOB,
+        payload=payload,
+        max_attempts=settings.JOBS_MAX_ATTEMPTS,
+        run_after=timezone.now(),
+    )
+
+
+def email_job_queued(job: Job) -> None:
+    """After `email_job`'s row is written: what `jobs.enqueue` does then (with JOBS_RUN_INLINE,
+    run it once the transaction commits)."""
+    if settings.JOBS_RUN_INLINE:
+        transaction.on_commit(lambda: jobs.run_one(job.pk))
 
 
 @transaction.atomic

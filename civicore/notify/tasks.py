@@ -6,6 +6,6 @@ from civicore.core.jobs import job
 from civicore.notify import services
 
 
-@job("notify.email")
+@job(services.EMAIL_JOB)
 def email(notification_id: int) -> None:
     services.notification_email(notification_id=notification_id)
