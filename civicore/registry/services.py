@@ -12,7 +12,9 @@ import json
 import time
 import urllib.request
 from typing import Any
+from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -22,6 +24,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from civicore.audit import services as audit
+from civicore.core import rowsql
 from civicore.core.errors import ApplicationError, PermissionDenied, ValidationFailed
 from civicore.registry.models import AgencyApplication, MessageLogEntry
 
@@ -32,6 +35,10 @@ JWKS_URL_CACHE_SECONDS = 300
 SIGNING_ALGORITHMS = ["ES256", "EdDSA", "RS256", "PS256"]
 
 _jwks_url_cache: dict[str, tuple[float, dict[str, Any]]] = {}
+# Inline key sets as parsed, keyed by their own canonical JSON: a changed JWKS is a new key, so
+# an application's new keys are used, and its removed ones refused, from the next request on.
+_inline_key_sets: dict[str, KeySet] = {}
+_INLINE_KEY_SETS_MAX = 512
 
 
 class Unauthenticated(ApplicationError):
@@ -47,8 +54,59 @@ def _known_items() -> set[str]:
     return set(ProfileItem.Key.values)
 
 
-def _validate(app: AgencyApplication) -> None:
+_LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+def _origin(uri: object) -> tuple[str, str, int | None] | None:
+    """(scheme, host, port) of an absolute URL, or None when it is not one."""
+    if not isinstance(uri, str):
+        return None
+    try:
+        parts = urlsplit(uri)
+        port = parts.port
+    except ValueError:
+        return None
+    if not parts.scheme or not parts.hostname:
+        return None
+    return parts.scheme, parts.hostname, port
+
+
+def _local_http_allowed() -> bool:
+    """Plain http to this computer only while Civicore itself runs here (DEBUG, or a local
+    http SITE_URL as in development and tests); a public site needs https everywhere."""
+    site = _origin(settings.SITE_URL)
+    return bool(settings.DEBUG) or (site is not None and site[0] == "http" and site[1] in _LOCAL_HOSTS)
+
+
+def logout_uri_errors(app: AgencyApplication) -> dict[str, str]:
+    """OpenID Connect Back-Channel and Front-Channel Logout 1.0: each logout URI is an absolute
+    https URL without a fragment or credentials (http only to this computer during
+    development), and the front-channel one has the scheme, host and port of a redirect URI."""
     errors: dict[str, str] = {}
+    for field in ("backchannel_logout_uri", "frontchannel_logout_uri"):
+        uri = getattr(app, field)
+        if not uri:
+            continue
+        origin = _origin(uri)
+        local = origin is not None and origin[0] == "http" and origin[1] in _LOCAL_HOSTS
+        if origin is None or not (origin[0] == "https" or (local and _local_http_allowed())):
+            errors[field] = _("Logout URIs must be https (http only to this computer during development).")
+        elif "#" in uri:
+            errors[field] = _("A logout URI cannot have a fragment (#...).")
+        elif "@" in urlsplit(uri).netloc:
+            errors[field] = _("A logout URI cannot carry a user name or password.")
+    front = app.frontchannel_logout_uri
+    if front and "frontchannel_logout_uri" not in errors:
+        redirect_uris = app.redirect_uris if isinstance(app.redirect_uris, list) else []
+        if _origin(front) not in {_origin(uri) for uri in redirect_uris}:
+            errors["frontchannel_logout_uri"] = _(
+                "The front-channel logout URI must have the scheme, host and port of a redirect URI."
+            )
+    return errors
+
+
+def _validate(app: AgencyApplication) -> None:
+    errors: dict[str, str] = logout_uri_errors(app)
     known = _known_items()
     for field in ("allowed_items", "subscribed_items"):
         value = getattr(app, field)
@@ -118,7 +176,14 @@ def agency_application_register(*, actor: Any = None, **fields: Any) -> AgencyAp
 def application_keys(app: AgencyApplication) -> KeySet:
     """The application's public keys: inline, or fetched from its jwks_url (cached)."""
     if app.jwks:
-        return KeySet.import_key_set(app.jwks)
+        canonical = json.dumps(app.jwks, sort_keys=True, separators=(",", ":"))
+        keys = _inline_key_sets.get(canonical)
+        if keys is None:
+            keys = KeySet.import_key_set(app.jwks)
+            if len(_inline_key_sets) >= _INLINE_KEY_SETS_MAX:
+                _inline_key_sets.clear()
+            _inline_key_sets[canonical] = keys
+        return keys
     cached = _jwks_url_cache.get(app.jwks_url)
     if cached and cached[0] > time.monotonic():
         return KeySet.import_key_set(cached[1])  # type: ignore[arg-type]
@@ -217,7 +282,7 @@ def message_log_record(
     transaction. An inbound message_id seen before from the same application is a replay: 401."""
     request_digest = digest(request_body)
     response_digest = digest(response_body) if response_body else ""
-    entry = audit.record(
+    entry = audit.entry(
         actor=actor,
         action=f"exchange.{operation}",
         subject_type="registry.agencyapplication",
@@ -236,27 +301,35 @@ def message_log_record(
             "response_sha256": response_digest,
         },
     )
+    message = MessageLogEntry(
+        at=entry.at,
+        application=application,
+        direction=direction,
+        operation=operation,
+        message_id=message_id,
+        person=person,
+        items=items or [],
+        purpose=purpose,
+        consent_id=consent_id,
+        status=status,
+        request_digest=request_digest,
+        response_digest=response_digest,
+        request_body=request_body,
+        response_body=response_body,
+        audit_entry=entry,
+    )
+    if direction != MessageLogEntry.Direction.INBOUND:
+        # Only an inbound message_id must be new (registry_message_inbound_once): the entry and
+        # the message are written together, in one statement.
+        rowsql.insert(entry, message)
+        return message
+    rowsql.insert(entry)
     try:
         with transaction.atomic():
-            return MessageLogEntry.objects.create(
-                at=entry.at,
-                application=application,
-                direction=direction,
-                operation=operation,
-                message_id=message_id,
-                person=person,
-                items=items or [],
-                purpose=purpose,
-                consent_id=consent_id,
-                status=status,
-                request_digest=request_digest,
-                response_digest=response_digest,
-                request_body=request_body,
-                response_body=response_body,
-                audit_entry=entry,
-            )
+            rowsql.insert(message)
     except IntegrityError as exc:
         raise Unauthenticated(_("This message was already received."), code="replayed_request") from exc
+    return message
 
 
 def sign_response(payload: dict[str, Any], *, audience: str) -> str:
