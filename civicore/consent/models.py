@@ -2,7 +2,8 @@
 
 A Consent names the items, the purpose and how long; it is checked on every read, so revoking it
 or letting it expire stops the agency at once. Pushed requests, authorization codes, access and
-refresh tokens are kept only as SHA-256 hashes, and each token belongs to exactly one consent.
+refresh tokens are kept only as SHA-256 hashes (a refresh token's successors also encrypted, for
+the seconds of the refresh grace window), and each token belongs to exactly one consent.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
+
+from civicore.core.crypto import EncryptedTextField
 
 
 class Consent(models.Model):
@@ -84,6 +87,9 @@ class AuthorizationCode(models.Model):
     acr = models.CharField(max_length=100, blank=True)
     amr = models.JSONField(default=list, blank=True)
     sid = models.CharField(max_length=64, blank=True)
+    # The claims the client asked for by name (the `claims` parameter, OpenID Connect Core 5.5),
+    # already kept to those of items it may have: {"userinfo": {...}, "id_token": {...}}.
+    claims = models.JSONField(default=dict, blank=True)
 
     class Meta:
         indexes = [
@@ -151,6 +157,11 @@ class RefreshToken(models.Model):
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # The access and refresh tokens this one was exchanged for, encrypted, kept only until
+    # `successor_until` (the refresh grace window) so that the same client retrying the same
+    # refresh gets the same pair instead of setting off reuse detection; wiped afterwards.
+    successor = EncryptedTextField(blank=True)
+    successor_until = models.DateTimeField(null=True, blank=True, db_index=True)
 
     def __str__(self) -> str:
         return f"refresh token for consent {self.consent_id}"
@@ -182,3 +193,31 @@ class PushedAuthorizationRequest(models.Model):
 
     def __str__(self) -> str:
         return f"pushed request of {self.application_id}"
+
+
+class ClientSession(models.Model):
+    """An application that was issued an ID token during one of a citizen's login sessions (the
+    OpenID Connect `sid`), so that it can be told when that session ends: by a logout token
+    posted to its back-channel logout URI, and by its front-channel logout page loaded on the
+    sign-out page. `ended_at` is set once, when the session ends."""
+
+    sid = models.CharField(max_length=64)
+    application = models.ForeignKey("registry.AgencyApplication", on_delete=models.CASCADE, related_name="+")
+    person = models.ForeignKey("identity.Person", on_delete=models.CASCADE, related_name="+")
+    issued_at = models.DateTimeField(default=timezone.now)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["sid", "application"], name="consent_client_session_once")
+        ]
+        indexes = [
+            models.Index(
+                fields=["person", "sid"],
+                name="consent_client_session_open",
+                condition=models.Q(ended_at=None),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"session {self.sid[:8]} of {self.application_id}"

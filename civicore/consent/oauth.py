@@ -41,13 +41,13 @@ from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7636.challenge import compare_s256_code_challenge
-from authlib.oidc.core.errors import RequestNotSupportedError
+from authlib.oidc.core.errors import LoginRequiredError, RequestNotSupportedError
 from authlib.oidc.core.grants import OpenIDCode
 from authlib.oidc.rpinitiated import EndSessionEndpoint, EndSessionRequest
 from django.conf import settings
 from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.urls import reverse
+from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils import timezone
 from joserfc import jwt
 from joserfc.errors import JoseError
@@ -83,6 +83,8 @@ _SINGLE_PARAMETERS = (
     "nonce",
     "prompt",
     "max_age",
+    "claims",
+    "acr_values",
 )
 _ASSERTION_PARAMETERS = ("client_assertion", "client_assertion_type")
 # The audiences a client assertion may name at the endpoint being called.
@@ -104,6 +106,15 @@ def application_for_client(client_id: Any) -> AgencyApplication | None:
     return memo[client_id]
 
 
+def remember_client(application: AgencyApplication) -> None:
+    """Within `request_scope`, answer look-ups of this application's client_id with `application`,
+    just read from the database with its agency (a pushed request's), as a look-up would: None
+    if it is switched off."""
+    memo = _request_clients.get()
+    if memo is not None:
+        memo[application.client_id] = application if application.active else None
+
+
 def request_scope(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """Decorate an endpoint so that its client look-ups are shared within the request."""
 
@@ -118,8 +129,21 @@ def request_scope(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespon
     return wrapper
 
 
+_endpoint_paths: dict[tuple[str, str, str], str] = {}
+
+
+def endpoint_path(name: str) -> str:
+    """reverse(name) for the OAuth endpoints, worked out once per URLconf and script prefix:
+    every client authentication and token response needs several."""
+    key = (name, str(get_urlconf() or settings.ROOT_URLCONF), get_script_prefix())
+    path = _endpoint_paths.get(key)
+    if path is None:
+        path = _endpoint_paths[key] = reverse(name)
+    return path
+
+
 def token_endpoint_url() -> str:
-    return settings.SITE_URL + reverse("consent:token")
+    return settings.SITE_URL + endpoint_path("consent:token")
 
 
 def _endpoint_audiences(uri: str) -> tuple[str, ...]:
@@ -128,7 +152,7 @@ def _endpoint_audiences(uri: str) -> tuple[str, ...]:
     audiences = [oidc.issuer(), token_endpoint_url()]
     path = urlsplit(uri).path
     for name in ("consent:par", "consent:token_revoke"):
-        if path == reverse(name):
+        if path == endpoint_path(name):
             audiences.append(settings.SITE_URL + path)
     return tuple(audiences)
 
@@ -139,6 +163,13 @@ class UnregisteredRedirectURI(InvalidRequestError):
 
 class InvalidRequestURIError(OAuth2Error):
     error = "invalid_request_uri"
+
+
+class UnmetAuthenticationRequirementsError(OAuth2Error):
+    """OpenID Connect Core Error Code unmet_authentication_requirements 1.0: the login cannot
+    meet what the client required, such as an essential acr claim (Core section 5.5.1.1)."""
+
+    error = "unmet_authentication_requirements"
 
 
 def log_refusal(endpoint: str, error: OAuth2Error | None, *, client_id: Any = None, **extra: Any) -> None:
@@ -271,6 +302,18 @@ class S256CodeChallenge(CodeChallenge):
 class ConsentCodeGrant(AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = [AUTH_METHOD]
 
+    def generate_authorization_code(self) -> str:
+        # 256 random bits from the OS in one call (Authlib draws each character separately).
+        return secrets.token_urlsafe(32)
+
+    def validate_authorization_request(self) -> str:
+        # Authlib's create_authorization_response validates again the grant get_consent_grant
+        # has just validated in the same request; the answer would be the same.
+        validated: str | None = getattr(self, "_validated_redirect_uri", None)
+        if validated is None:
+            validated = self._validated_redirect_uri = super().validate_authorization_request()
+        return validated
+
     @staticmethod
     def validate_authorization_redirect_uri(request: OAuth2Request, client: RegisteredClient) -> str:
         redirect_uri = request.payload.redirect_uri
@@ -341,12 +384,19 @@ class ConsentCodeGrant(AuthorizationCodeGrant):
         prompts = set((data.get("prompt") or "").split())
         if prompts - {"none", "login", "consent"}:
             raise InvalidRequestError("Unsupported 'prompt' value.")
-        request.consent_items = requested.items
+        claims = _claims_request(data.get("claims"), application, person, openid=requested.openid)
+        request.claims_request = claims
+        acr_values = data.get("acr_values")
+        if acr_values is not None and len(acr_values) > oidc.ACR_VALUES_MAX_LENGTH:
+            raise InvalidRequestError(f"'acr_values' is longer than {oidc.ACR_VALUES_MAX_LENGTH} characters.")
+        request.acr_request = oidc.acr_request(acr_values, claims) if requested.openid else None
+        request.consent_items = list(dict.fromkeys([*requested.items, *claims.items()]))
         request.requested_scope = requested
         request.purpose = purpose
         request.consent_days = days
 
     def save_authorization_code(self, code: str, request: Any) -> AuthorizationCode:
+        claims: oidc.ClaimsRequest = getattr(request, "claims_request", None) or oidc.ClaimsRequest()
         data = request.payload.data
         requested: oidc.RequestedScope = request.requested_scope
         return services.authorization_approve(
@@ -361,7 +411,9 @@ class ConsentCodeGrant(AuthorizationCodeGrant):
             code_challenge_method=data["code_challenge_method"],
             scope=requested.value,
             nonce=(data.get("nonce") or "") if requested.openid else "",
-            login=oidc.login_context(request.django_request),
+            login=oidc.login_context(request.django_request, getattr(request, "acr_request", None)),
+            claims=claims.as_json(),
+            covering=getattr(request, "covering_consent", None),
         )
 
     def query_authorization_code(self, code: str, client: RegisteredClient) -> AuthorizationCode | None:
@@ -385,14 +437,41 @@ class ConsentCodeGrant(AuthorizationCodeGrant):
         return authorization_code.consent.person
 
     def generate_token(self, user: Any = None, scope: Any = None, **kwargs: Any) -> dict[str, Any]:
-        # A refresh token only when the citizen allowed offline access on the consent screen.
-        kwargs["include_refresh_token"] = self.request.authorization_code.consent.offline_access
+        # A refresh token only when the citizen allowed offline access on the consent screen, and
+        # this request asked for it (a prompt=none request may be answered under that consent).
+        code: AuthorizationCode = self.request.authorization_code
+        asked = oidc.OFFLINE_ACCESS in requested_items(code.scope)
+        kwargs["include_refresh_token"] = code.consent.offline_access and asked
         return super().generate_token(user=user, scope=scope, **kwargs)
+
+
+def _claims_request(
+    text: Any, application: AgencyApplication, person: Person | None, *, openid: bool
+) -> oidc.ClaimsRequest:
+    """The `claims` parameter (OpenID Connect Core section 5.5), kept to the claims of items the
+    application may ask for. It means something only with the openid scope. A `sub` with a value
+    must be the signed-in citizen's (section 5.5.1): another citizen is login_required."""
+    try:
+        claims = oidc.parse_claims_request(text, application.allowed_items)
+    except oidc.InvalidClaimsRequest as exc:
+        raise InvalidRequestError(str(exc)) from exc
+    if not openid:
+        return oidc.ClaimsRequest()
+    expected = claims.expected("sub")
+    if expected and person is not None:
+        subject = services.pairwise_subject(person=person, client_id=application.client_id)
+        if subject not in expected:
+            raise LoginRequiredError(
+                description="The signed-in citizen is not the subject the client asked for."
+            )
+    return claims
 
 
 class ConsentRefreshGrant(RefreshTokenGrant):
     """Refresh token rotation: every use spends the token and returns the next one; a spent
-    token presented again withdraws its whole family (services.refresh_token_reuse)."""
+    token presented again withdraws its whole family (services.refresh_token_reuse), unless the
+    same client repeats the refresh within the grace window (OAUTH_REFRESH_GRACE_SECONDS): it
+    then gets the same pair again (services.refresh_token_rotate)."""
 
     TOKEN_ENDPOINT_AUTH_METHODS = [AUTH_METHOD]
     INCLUDE_NEW_REFRESH_TOKEN = True
@@ -402,6 +481,9 @@ class ConsentRefreshGrant(RefreshTokenGrant):
         if not value:
             raise InvalidRequestError("Missing 'refresh_token' in request.")
         row = selectors.refresh_token_by_hash(services.sha256_hex(value))
+        if row is not None and not row.check_client(client) and row.used_at is not None:
+            # Another client holds a spent token of this family: it leaked, so the family goes.
+            services.refresh_token_reuse(token=row)
         if row is None or not row.check_client(client):
             raise InvalidGrantError("Invalid 'refresh_token' in request.")
         try:
@@ -422,10 +504,11 @@ class ConsentRefreshGrant(RefreshTokenGrant):
 
 class CivicoreOpenIDCode(OpenIDCode):
     """OpenID Connect on the code grant: the nonce is checked for replays and the ID token is
-    signed with the platform's ES256 key (civicore.consent.oidc.id_token_encode)."""
+    signed with the platform key for the client's registered algorithm
+    (civicore.consent.oidc.id_token_encode)."""
 
     def exists_nonce(self, nonce: str, request: Any) -> bool:
-        return AuthorizationCode.objects.filter(application=request.client.application, nonce=nonce).exists()
+        return selectors.nonce_used(application=request.client.application, nonce=nonce)
 
     def process_token(self, grant: Any, response: Any) -> Any:
         _status, token, _headers = response
@@ -433,6 +516,7 @@ class CivicoreOpenIDCode(OpenIDCode):
             return token
         code: AuthorizationCode = grant.request.authorization_code
         token["id_token"] = _id_token_for(code, token, nonce=code.nonce)
+        services.client_session_record(code=code)  # told when that login session ends
         return token
 
 
@@ -451,9 +535,16 @@ class OpenIDRefresh:
 
 
 def _id_token_for(code: AuthorizationCode, token: dict[str, Any], *, nonce: str) -> str:
+    """Signed with the client's registered id_token_signed_response_alg, and carrying the claims
+    it asked for in the ID token with the `claims` parameter."""
     consent = code.consent
-    client_id = consent.application.client_id
+    application = consent.application
+    client_id = application.client_id
     return oidc.id_token_encode(
+        alg=application.id_token_signed_response_alg or oidc.ID_TOKEN_ALG,
+        person=services.id_token_claims_release(
+            code=code, consent=consent, endpoint=endpoint_path("consent:token")
+        ),
         subject=services.pairwise_subject(person=consent.person, client_id=client_id),
         client_id=client_id,
         auth_time=code.auth_time,
@@ -558,11 +649,13 @@ class ConsentEndSessionEndpoint(EndSessionEndpoint):
     def get_server_jwks(self) -> KeySet:
         from civicore.core.jose import signing_key, verification_keys
 
-        signing_key(oidc.ID_TOKEN_ALG)  # there is always a key, so the key set is never empty
+        for alg in oidc.CLIENT_SIGNING_ALGS:
+            signing_key(alg)  # there is always a key, so the key set is never empty
         return verification_keys()
 
     def get_algorithms(self) -> list[str]:
-        return [oidc.ID_TOKEN_ALG]
+        # Every algorithm a client may have its ID tokens signed with.
+        return list(oidc.CLIENT_SIGNING_ALGS)
 
     def validate_request(self, request: Any) -> EndSessionRequest:
         end_session = super().validate_request(request)
@@ -621,7 +714,7 @@ class ConsentAuthorizationServer(AuthorizationServer):
         lifetime = int(token.get("expires_in") or services.TOKEN_LIFETIME_SECONDS)
         if isinstance(request.refresh_token, RefreshToken):
             try:
-                return services.refresh_token_rotate(
+                issued = services.refresh_token_rotate(
                     old=request.refresh_token,
                     token=token["access_token"],
                     refresh_token=token["refresh_token"],
@@ -630,6 +723,14 @@ class ConsentAuthorizationServer(AuthorizationServer):
                 )
             except services.RefreshRefused as exc:
                 raise InvalidGrantError(exc.message) from exc
+            if issued.retried:
+                # A retry within the grace window: the same pair as the first answer.
+                remaining = (issued.access.expires_at - timezone.now()).total_seconds()
+                token["access_token"] = issued.access_token
+                token["refresh_token"] = issued.refresh_token
+                token["expires_in"] = max(1, int(remaining))
+                token["scope"] = issued.access.scope
+            return issued.access
         access = services.access_token_issue(
             code=request.authorization_code,
             token=token["access_token"],
@@ -655,6 +756,8 @@ class ConsentAuthorizationServer(AuthorizationServer):
         response: HttpResponse = super().handle_error_response(request, error)
         if not error.redirect_uri:
             response["Cache-Control"] = "no-store"
+            if isinstance(error, InvalidClientError):
+                response.status_code = 401  # the client failed to authenticate: as at the PAR endpoint
         return response
 
     def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:

@@ -8,17 +8,19 @@ refusal is logged (civicore.consent.oauth.log_refusal) and none is a 500.
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 import time
 import uuid
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from allauth.account.internal.flows.reauthentication import suspend_request
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import InvalidClientError, InvalidRequestError
-from authlib.oidc.core.errors import ConsentRequiredError
+from authlib.oidc.core.errors import ConsentRequiredError, InteractionRequiredError, LoginRequiredError
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
@@ -38,16 +40,20 @@ from civicore.consent.models import Consent, PushedAuthorizationRequest
 from civicore.consent.oauth import (
     InvalidRequestURIError,
     SiteRequest,
+    UnmetAuthenticationRequirementsError,
     UnregisteredRedirectURI,
     log_refusal,
+    remember_client,
     request_scope,
     server,
 )
 from civicore.consent.presentation import item_label, purpose_name
+from civicore.core.cors import public_document
 from civicore.core.errors import NotFound
 from civicore.core.middleware import CONTENT_SECURITY_POLICY
+from civicore.identity.middleware import second_factor_reauthentication_url
 from civicore.identity.models import Person
-from civicore.identity.selectors import person_for_user
+from civicore.identity.selectors import last_second_factor_at, person_for_user, second_factor_types
 from civicore.portal.pagination import paginate_page
 
 PAGE_SIZE = 25
@@ -56,7 +62,23 @@ _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-]+(:\d{1,5})?$")
 PAR_BROWSER_KEY = "consent.par.browser"
 # When we sent the citizen to authenticate again (prompt=login, max_age), to know they did.
 REAUTH_KEY = "consent.reauth.asked_at"
+# When we asked the citizen to confirm with their second factor to reach a requested acr.
+STEP_UP_KEY = "consent.stepup.asked_at"
 _JSON_NO_STORE = {"Cache-Control": "no-store"}
+
+
+def no_store(view: Any) -> Any:
+    """RFC 6749 section 5.1 and OpenID Connect Core 5.3.2: nothing these endpoints answer (tokens,
+    pushed request URIs, claims), errors and refusals of the method included, may be cached."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response: HttpResponse = view(request, *args, **kwargs)
+        response["Cache-Control"] = "no-store"
+        response["Pragma"] = "no-cache"
+        return response
+
+    return wrapper
 
 
 def _error_page(request: HttpRequest, error: OAuth2Error | None, *, status: int = 400) -> HttpResponse:
@@ -105,6 +127,8 @@ def _consent_screen(request: HttpRequest, grant: Any, person: Person) -> HttpRes
     oauth_request = grant.request
     application = oauth_request.client.application
     items: list[str] = oauth_request.consent_items
+    claims: oidc.ClaimsRequest = getattr(oauth_request, "claims_request", None) or oidc.ClaimsRequest()
+    essential = claims.essential_items()
     held = selectors.profile_items_for(person=person, keys=items)
     rows = [
         {
@@ -114,6 +138,7 @@ def _consent_screen(request: HttpRequest, grant: Any, person: Person) -> HttpRes
             "source": held[key].source_label if key in held else "",
             "verified_at": held[key].verified_at if key in held else None,
             "held": key in held,
+            "essential": key in essential,
         }
         for key in items
     ]
@@ -154,7 +179,7 @@ def _trusted_redirect_uri(pushed: PushedAuthorizationRequest) -> str | None:
 
 def _open_pushed_request(request: HttpRequest) -> PushedAuthorizationRequest:
     """RFC 9126 section 4: the pushed request named by request_uri, for the client_id sent with
-    it; no other parameter may come along."""
+    it; other parameters only as copies of the pushed ones."""
     if len(request.GET.getlist("request_uri")) != 1 or len(request.GET.getlist("client_id")) != 1:
         raise InvalidRequestError("Send client_id and request_uri, once each.")
     secret = request.session.get(PAR_BROWSER_KEY)
@@ -172,13 +197,22 @@ def _open_pushed_request(request: HttpRequest) -> PushedAuthorizationRequest:
             redirect_uri=_trusted_redirect_uri(known) if known else None,
             state=known.parameters.get("state") if known else None,
         ) from exc
-    if set(request.GET) - {"client_id", "request_uri"}:
+    remember_client(pushed.application)  # read with the pushed request, agency included
+    # OpenID Connect Core 6.2 has clients repeat response_type and scope beside request_uri; only
+    # the pushed request counts (RFC 9126 section 4), so a repeated value must be the pushed one.
+    extra = {key: request.GET.getlist(key) for key in set(request.GET) - {"client_id", "request_uri"}}
+    if any(values != [pushed.parameters.get(key)] for key, values in extra.items()):
         raise InvalidRequestError(
-            "Only client_id and request_uri may accompany a pushed request.",
+            "Only client_id and request_uri, and parameters equal to the pushed ones, may accompany "
+            "a pushed request.",
             redirect_uri=_trusted_redirect_uri(pushed),
             state=pushed.parameters.get("state"),
         )
     return pushed
+
+
+def _asks_fresh_login(parameters: Any) -> bool:
+    return "login" in (parameters.get("prompt") or "").split() or parameters.get("max_age") is not None
 
 
 def _needs_fresh_login(request: HttpRequest, parameters: Any) -> bool:
@@ -186,7 +220,7 @@ def _needs_fresh_login(request: HttpRequest, parameters: Any) -> bool:
     they have (after we asked), the request goes on."""
     prompts = (parameters.get("prompt") or "").split()
     max_age = parameters.get("max_age")
-    if "login" not in prompts and max_age is None:
+    if not _asks_fresh_login(parameters):
         return False
     auth_time = oidc.session_auth_time(request).timestamp()
     asked = request.session.get(REAUTH_KEY)
@@ -206,6 +240,124 @@ def _reauthenticate(request: HttpRequest) -> HttpResponse:
 def _refused(request: HttpRequest, error: OAuth2Error, client_id: Any) -> HttpResponse:
     log_refusal("authorize", error, client_id=client_id)
     return _oauth_error_response(request, error)
+
+
+def _client_error_args(grant: Any, parameters: Any) -> dict[str, Any]:
+    """Where an error about a validated request goes: the client's verified redirect URI."""
+    return {"redirect_uri": grant.redirect_uri, "state": parameters.get("state")}
+
+
+def _acr_plan(request: HttpRequest, grant: Any, person: Person) -> oidc.AcrPlan:
+    """What the request's acr_values or essential acr claim asks of this login. Once the citizen
+    has confirmed with a second factor at our asking, what the session then reaches is all it
+    can reach, so a request is never sent round the step-up twice."""
+    asked: oidc.AcrRequest | None = getattr(grant.request, "acr_request", None)
+    if asked is None:
+        return oidc.AcrPlan("met")
+    current = oidc.session_acr(request, oidc.session_amr(request))
+    plan = oidc.acr_plan(asked, current=current, reachable=oidc.reachable_acr(request, person))
+    asked_at = request.session.get(STEP_UP_KEY)
+    if plan.outcome == "step_up" and isinstance(asked_at, int | float):
+        confirmed = last_second_factor_at(request)
+        if confirmed is not None and confirmed.timestamp() >= asked_at:
+            plan = oidc.acr_plan(asked, current=current, reachable=current)
+    if plan.outcome != "step_up":
+        request.session.pop(STEP_UP_KEY, None)
+    return plan
+
+
+def _acr_step_up(
+    request: HttpRequest, grant: Any, person: Person, parameters: Any, *, silent: bool = False
+) -> HttpResponse | None:
+    """None when the login meets the requested acr (or need not). An essential level the citizen
+    cannot reach is unmet_authentication_requirements; a level they can reach by confirming
+    with their second factor sends them to do so, as a service needing more assurance does,
+    and brings them back to this request (interaction_required for prompt=none)."""
+    plan = _acr_plan(request, grant, person)
+    if plan.outcome == "unmet":
+        raise UnmetAuthenticationRequirementsError(
+            "The citizen cannot reach the essential acr requested.", **_client_error_args(grant, parameters)
+        )
+    if plan.outcome != "step_up":
+        return None
+    url = second_factor_reauthentication_url(second_factor_types(person.user))
+    if silent or url is None:
+        raise InteractionRequiredError(
+            description="The citizen must confirm with their second factor to reach the acr requested.",
+            **_client_error_args(grant, parameters),
+        )
+    request.session[STEP_UP_KEY] = time.time()
+    if request.method == "GET" and _asks_fresh_login(parameters):
+        # Confirming with the second factor is authenticating again: it answers prompt=login
+        # and max_age as well, so the citizen is not asked twice.
+        request.session[REAUTH_KEY] = time.time()
+    messages.info(
+        request,
+        _(
+            "%(application)s asks you to confirm it is you with your second factor. You will then "
+            "continue where you were."
+        )
+        % {"application": grant.request.client.application.name},
+    )
+    return suspend_request(request, url)
+
+
+def _answer_silently(
+    request: HttpRequest,
+    oauth_request: HttpRequest | SiteRequest,
+    grant: Any,
+    person: Person,
+    parameters: Any,
+    pushed: PushedAuthorizationRequest | None,
+) -> HttpResponse:
+    """prompt=none (OpenID Connect Core 3.1.2.1): no page at all. With a recent enough login, the
+    acr asked for and an active consent that already covers the request, the code goes straight
+    back to the client; otherwise the error that names what the citizen would have to do."""
+    where = _client_error_args(grant, parameters)
+    max_age = parameters.get("max_age")
+    if max_age is not None and time.time() - oidc.session_auth_time(request).timestamp() > int(max_age):
+        raise LoginRequiredError(description="The citizen's login is older than max_age.", **where)
+    _acr_step_up(request, grant, person, parameters, silent=True)
+    asked = grant.request
+    consent = selectors.covering_consent(
+        person=person,
+        application=asked.client.application,
+        purpose=asked.purpose,
+        items=asked.consent_items,
+        offline=asked.requested_scope.offline,
+    )
+    if consent is None:
+        raise ConsentRequiredError(description="The citizen has not consented to this request.", **where)
+    if pushed is not None and not services.pushed_request_spend(pushed=pushed):
+        raise InvalidRequestURIError("The 'request_uri' was already used.", **where)
+    asked.covering_consent = consent
+    try:
+        return server.create_authorization_response(oauth_request, grant_user=person, grant=grant)
+    except services.ConsentNotCovering as exc:
+        raise ConsentRequiredError(description="The citizen's consent has just ended.", **where) from exc
+
+
+def _not_a_citizen_silently(
+    request: HttpRequest, oauth_request: HttpRequest | SiteRequest, client_id: Any
+) -> HttpResponse | None:
+    """prompt=none from an account that is not a citizen's (an officer's, say): the account
+    would have to act, so the client hears interaction_required once its request is known to be
+    good. None when the request is not an OpenID Connect one."""
+    try:
+        server.get_consent_grant(oauth_request, end_user=None)
+    except LoginRequiredError as error:
+        interaction = InteractionRequiredError(
+            description="The signed-in account is not a citizen's.",
+            redirect_uri=error.redirect_uri,
+            state=error.state,
+        )
+        return _refused(request, interaction, client_id)
+    except OAuth2Error as error:
+        return _refused(request, error, client_id)
+    except ValueError:
+        log_refusal("authorize", None, client_id=client_id, reason="malformed")
+        return _error_page(request, None)
+    return None
 
 
 @request_scope
@@ -234,16 +386,23 @@ def authorize(request: HttpRequest) -> HttpResponse:
         log_refusal("authorize", None, client_id=client_id, reason="malformed")
         return _error_page(request, None)
 
+    silent = request.method == "GET" and "none" in (parameters.get("prompt") or "").split()
     person = person_for_user(request.user)  # type: ignore[arg-type]
     if person is None:
+        if silent and (refusal := _not_a_citizen_silently(request, oauth_request, client_id)) is not None:
+            return refusal
         log_refusal("authorize", None, client_id=client_id, reason="not_a_citizen")
         return render(request, "consent/authorize_error.html", {"not_a_citizen": True}, status=403)
     try:
         grant = server.get_consent_grant(oauth_request, end_user=person)
         openid = grant.request.requested_scope.openid
-        if openid and request.method == "GET" and "none" in (parameters.get("prompt") or "").split():
-            # Civicore always shows the consent screen, so it cannot answer without it.
-            raise ConsentRequiredError(redirect_uri=grant.redirect_uri, state=parameters.get("state"))
+        if openid and silent:
+            return _answer_silently(request, oauth_request, grant, person, parameters, pushed)
+        if openid and (request.method == "GET" or request.POST.get("decision") == "approve"):
+            if (step_up := _acr_step_up(request, grant, person, parameters)) is not None:
+                return step_up
+        if openid and request.method == "GET" and _needs_fresh_login(request, parameters):
+            return _reauthenticate(request)
     except OAuth2Error as error:
         return _refused(request, error, client_id)
     except ValueError:
@@ -251,8 +410,6 @@ def authorize(request: HttpRequest) -> HttpResponse:
         log_refusal("authorize", None, client_id=client_id, reason="malformed")
         return _error_page(request, None)
     if request.method == "GET":
-        if openid and _needs_fresh_login(request, parameters):
-            return _reauthenticate(request)
         return _consent_screen(request, grant, person)
 
     decision = request.POST.get("decision")
@@ -277,6 +434,7 @@ def authorize(request: HttpRequest) -> HttpResponse:
     return server.create_authorization_response(oauth_request, grant_user=None, grant=grant)
 
 
+@no_store
 @request_scope
 @csrf_exempt
 @require_POST
@@ -292,6 +450,7 @@ def token(request: HttpRequest) -> HttpResponse:
         return JsonResponse({"error": "invalid_request"}, status=400, headers=_JSON_NO_STORE)
 
 
+@no_store
 @request_scope
 @csrf_exempt
 @require_POST
@@ -304,6 +463,7 @@ def par(request: HttpRequest) -> HttpResponse:
         return _json_error("invalid_request", "The request could not be read.")
 
 
+@no_store
 @request_scope
 @csrf_exempt
 @require_POST
@@ -338,11 +498,14 @@ def _bearer_error(status: int, error: str | None) -> JsonResponse:
     )
 
 
+@no_store
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
 def userinfo(request: HttpRequest) -> HttpResponse:
     """OpenID Connect userinfo: the consented claims, checked against the consent on every call.
-    JSON, or a JWT signed with the platform key when the client asks for application/jwt."""
+    JSON, or, when the client registered userinfo_signed_response_alg, a JWT signed with the
+    platform key for that algorithm (OpenID Connect Core 5.3.2; the Accept header does not
+    change what a client registered)."""
     scheme, _sep, token = request.headers.get("Authorization", "").partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
@@ -354,29 +517,64 @@ def userinfo(request: HttpRequest) -> HttpResponse:
         details = exc.details if isinstance(exc.details, dict) else {}
         log_refusal("userinfo", None, client_id=details.get("client_id"), error_code=exc.code)
         return _bearer_error(exc.status, exc.code)
-    if "application/jwt" in request.headers.get("Accept", ""):
-        body = services.userinfo_sign(claims=release.claims, client_id=release.consent.application.client_id)
+    application = release.consent.application
+    if application.userinfo_signed_response_alg in oidc.CLIENT_SIGNING_ALGS:
+        body = services.userinfo_sign(
+            claims=release.claims,
+            client_id=application.client_id,
+            alg=application.userinfo_signed_response_alg,
+        )
         return HttpResponse(body, content_type="application/jwt", headers=_JSON_NO_STORE)
     return JsonResponse(release.claims, headers=_JSON_NO_STORE, json_dumps_params={"ensure_ascii": False})
 
 
-@require_GET
+@public_document
 def openid_configuration(request: HttpRequest) -> JsonResponse:
-    """OpenID Connect Discovery: /.well-known/openid-configuration."""
+    """OpenID Connect Discovery: /.well-known/openid-configuration, readable from any origin."""
     response = JsonResponse(oidc.provider_metadata())
     response["Cache-Control"] = "public, max-age=300"
-    response["Access-Control-Allow-Origin"] = "*"
     return response
 
 
 def _logout_page(
-    request: HttpRequest, context: dict[str, Any], *, redirect_uri: str | None = None
+    request: HttpRequest,
+    context: dict[str, Any],
+    *,
+    redirect_uri: str | None = None,
+    frames: list[dict[str, str]] | None = None,
 ) -> HttpResponse:
     response = render(request, "consent/logout.html", context)
     if redirect_uri:
         response["Content-Security-Policy"] = _content_security_policy(redirect_uri)
+    if frames:
+        # This response alone may frame exactly the applications' logout pages.
+        origins = " ".join(dict.fromkeys(frame["origin"] for frame in frames))
+        response["Content-Security-Policy"] = f"{CONTENT_SECURITY_POLICY}; frame-src {origins}"
     response["Cache-Control"] = "no-store"
     return response
+
+
+def _frontchannel_frames(sid: Any) -> list[dict[str, str]]:
+    """OpenID Connect Front-Channel Logout 1.0 section 3: the front-channel logout URI of each
+    application the ended session signed in to, with iss and sid when it registered
+    frontchannel_logout_session_required."""
+    frames: list[dict[str, str]] = []
+    for row in selectors.frontchannel_logout_sessions(sid=sid if isinstance(sid, str) else ""):
+        application = row.application
+        url = application.frontchannel_logout_uri
+        if application.frontchannel_logout_session_required:
+            parts = urlsplit(url)
+            query = [
+                *parse_qsl(parts.query, keep_blank_values=True),
+                ("iss", oidc.issuer()),
+                ("sid", row.sid),
+            ]
+            url = urlunsplit(parts._replace(query=urlencode(query)))
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        if _ORIGIN.match(origin):
+            frames.append({"url": url, "origin": origin, "name": application.name})
+    return frames
 
 
 @request_scope
@@ -410,13 +608,19 @@ def end_session(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         if request.POST.get("decision") != "logout":
             return redirect("portal:home")
+        sid = request.session.get(oidc.SID_SESSION_KEY)
+        response = None
         if end is not None:
             response = server.create_endpoint_response("end_session", end)
-            if response is not None:
-                return response
         else:
             logout(request)
-        return _logout_page(request, {"signed_out": True, "refused": refused})
+        context: dict[str, Any] = {"signed_out": True, "refused": refused}
+        if frames := _frontchannel_frames(sid):
+            # The applications' logout pages load in hidden frames first; the citizen then
+            # continues to where the application asked to send them, if it did.
+            context.update(frames=frames, continue_to=redirect_uri, application=application)
+            return _logout_page(request, context, frames=frames)
+        return response or _logout_page(request, context)
     context = {"application": application, "refused": refused, "form_action": request.get_full_path()}
     return _logout_page(request, context, redirect_uri=redirect_uri)
 

@@ -26,6 +26,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from civicore.audit import services as audit
+from civicore.core import rowsql
 from civicore.core.crypto import lookup_hash
 from civicore.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from civicore.identity import items as item_registry
@@ -36,7 +37,7 @@ from civicore.identity.selectors import (
     person_find,
     service_assurance,
 )
-from civicore.identity.signals import profile_items_changed
+from civicore.identity.signals import profile_items_changed, session_ending
 
 if TYPE_CHECKING:
     from allauth.usersessions.models import UserSession
@@ -573,6 +574,7 @@ def user_sessions_end_others(*, user: User, current_session_key: str | None) -> 
 def _end_sessions(*, user: User, sessions: list[UserSession], scope: str) -> None:
     with transaction.atomic():
         for session in sessions:
+            session_ending.send(sender=User, user=user, session_key=session.session_key)
             session.end()
         if sessions:
             audit.record(
@@ -600,17 +602,39 @@ def api_token_create(*, user: User, name: str, lifetime: timedelta | None = None
     return token, secret
 
 
+def _token_lookup_sql() -> str:
+    """The token with its user and the user's person in one statement (column lists kept per process)."""
+    return (
+        f"SELECT {rowsql.columns(ApiToken, 't')}, {rowsql.columns(User, 'u')}, {rowsql.columns(Person, 'p')} "  # noqa: S608 - our tables
+        f"FROM {ApiToken._meta.db_table} t JOIN {User._meta.db_table} u ON u.id = t.user_id "
+        f"LEFT JOIN {Person._meta.db_table} p ON p.user_id = u.id "
+        "WHERE t.token_hash = %s AND t.revoked = %s"
+    )
+
+
 def api_token_authenticate(secret: str) -> User | None:
+    """The active user a bearer token belongs to, or None: unknown, revoked or expired tokens and
+    deactivated users are refused. Checked against the database on every request (revoking a
+    token takes effect at once), with one plain statement rather than an ORM query."""
     if not secret.startswith(TOKEN_PREFIX) or len(secret) > 100:
         return None
-    token = (
-        ApiToken.objects.select_related("user", "user__person")
-        .filter(token_hash=hashlib.sha256(secret.encode()).hexdigest(), revoked=False)
-        .first()
-    )
-    now = timezone.now()
-    if token is None or not token.user.is_active or (token.expires_at and token.expires_at <= now):
+    with rowsql.cursor() as cursor:
+        cursor.execute(_token_lookup_sql(), [hashlib.sha256(secret.encode()).hexdigest(), False])
+        row = cursor.fetchone()
+    if row is None:
         return None
+    token_end, user_end = rowsql.width(ApiToken), rowsql.width(ApiToken) + rowsql.width(User)
+    token = rowsql.from_row(ApiToken, row[:token_end])
+    user = rowsql.from_row(User, row[token_end:user_end])
+    now = timezone.now()
+    if token is None or user is None or not user.is_active or (token.expires_at and token.expires_at <= now):
+        return None
+    person = rowsql.from_row(Person, row[user_end:])
+    # What select_related("user__person") leaves: user.person is the person, or raises when none.
+    User._meta.get_field("person").set_cached_value(user, person)
+    if person is not None:
+        Person._meta.get_field("user").set_cached_value(person, user)
+    token.user = user
     if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=5):
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
     return token.user

@@ -91,10 +91,13 @@ TEMPLATES = [
     }
 ]
 
+# Connections are kept between requests (CONN_MAX_AGE); before reusing one, each request checks
+# it still works, so a database restart or a terminated session costs a reconnect, not an error.
 DATABASES = {
     "default": dj_database_url.parse(
         env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'civicore.sqlite3'}"),
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+        conn_health_checks=env_bool("DATABASE_CONN_HEALTH_CHECKS", True),
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -106,6 +109,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=20000;",
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+# PostgreSQL prepares the busiest statements (token check, filing) once per connection
+# (civicore.core.rowsql); off behind a pooler that cannot keep them (PgBouncer < 1.21, transaction mode).
+DATABASE_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "identity.User"
@@ -161,9 +167,14 @@ MFA_PASSKEY_LOGIN_ENABLED = True
 # allauth.usersessions lists each login's sessions; civicore.identity.middleware notes when they
 # were last seen, at most every few minutes rather than on every request as allauth would.
 USERSESSIONS_TRACK_ACTIVITY = False
+USERSESSIONS_ADAPTER = "civicore.identity.adapters.UserSessionsAdapter"
 # Sign-up attempts that check a national ID number, per client IP address and hour: whether a
 # number is already registered must not be learnt by trying many.
 SIGNUP_NATIONAL_ID_CHECKS_PER_HOUR = 10
+# A refresh token presented again by the same client within this many seconds (a retry after a
+# lost response, two requests racing) gets the pair the first use issued instead of setting off
+# reuse detection, which withdraws every token of the grant. 0 turns the grace off.
+OAUTH_REFRESH_GRACE_SECONDS = env_int("OAUTH_REFRESH_GRACE_SECONDS", 30)
 # Officers and staff use these with a second factor only (civicore.identity.middleware).
 BACK_OFFICE_PATH_PREFIXES = ["/office/", "/admin/", "/api/v1/cases"]
 
@@ -195,6 +206,8 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", [])
 # Keyed hash for looking up encrypted identifiers.
 LOOKUP_HASH_KEY = env_str("LOOKUP_HASH_KEY", "")
+# `civicore backup`/`restore`: base64 32-byte keys, comma separated; the first seals new backups.
+BACKUP_ENCRYPTION_KEY = env_list("BACKUP_ENCRYPTION_KEY", [])
 
 # Document signing: PEM key and certificate chain created by `civicore setup signing`.
 SIGNING_DIR = Path(env_str("SIGNING_DIR", str(VAR_DIR / "signing"))).resolve()
@@ -211,7 +224,6 @@ MALWARE_SCANNER = env_str("MALWARE_SCANNER", "civicore.core.gateways.SignatureMa
 
 # Background jobs: durable rows in the database, see civicore.core.jobs.
 JOBS_MAX_ATTEMPTS = env_int("JOBS_MAX_ATTEMPTS", 8)
-JOBS_LEASE_SECONDS = env_int("JOBS_LEASE_SECONDS", 120)
 JOBS_RUN_INLINE = env_bool("JOBS_RUN_INLINE", False)
 
 # Working-day calendar for SLA due dates.
@@ -228,6 +240,8 @@ CSRF_COOKIE_NAME = "__Host-csrftoken" if CSRF_COOKIE_SECURE else "csrftoken"
 # Pages hand the token to forms and to htmx (hx-headers in base.html); no script reads the cookie.
 CSRF_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = 60 * 60 * 8
+# Django's database sessions, loaded with one prepared statement (civicore.core.sessions).
+SESSION_ENGINE = "civicore.core.sessions"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"

@@ -135,9 +135,8 @@ def test_discovery_describes_the_provider(settings: Any) -> None:
     response = Client().get("/.well-known/openid-configuration")
     assert response.status_code == 200
     meta = response.json()
-    # Discovery 1.0 asks every provider to offer RS256 ID tokens; Civicore signs with ES256 only
-    # (its platform keys are EC, as FAPI 2.0 allows). Every other rule Authlib knows must hold.
-    OpenIDProviderMetadata({**meta, "id_token_signing_alg_values_supported": ["ES256", "RS256"]}).validate()
+    # Every rule Authlib knows must hold, RS256 among the ID token algorithms included.
+    OpenIDProviderMetadata(meta).validate()
     base = "https://dichvucong.example.vn"
     assert meta["issuer"] == base
     assert meta["authorization_endpoint"] == base + "/oauth/authorize"
@@ -154,7 +153,9 @@ def test_discovery_describes_the_provider(settings: Any) -> None:
     assert meta["code_challenge_methods_supported"] == ["S256"]
     assert meta["token_endpoint_auth_methods_supported"] == ["private_key_jwt"]
     assert "ES256" in meta["token_endpoint_auth_signing_alg_values_supported"]
-    assert meta["id_token_signing_alg_values_supported"] == ["ES256"]
+    assert meta["id_token_signing_alg_values_supported"] == ["RS256", "ES256"]
+    assert meta["userinfo_signing_alg_values_supported"] == ["RS256", "ES256"]
+    assert meta["claims_parameter_supported"] is True
     assert meta["subject_types_supported"] == ["pairwise"]
     assert {"openid", "profile", "email", "phone", "address", "offline_access", "national_id"} <= set(
         meta["scopes_supported"]
@@ -413,12 +414,20 @@ def test_userinfo_national_id_phone_and_email(browser: Client, citizen: Person) 
     assert claims["email"] == "an@example.vn"
 
 
-def test_userinfo_takes_post_and_answers_a_signed_jwt_on_request(browser: Client, agency: Any) -> None:
+def test_userinfo_takes_post_and_is_signed_when_the_client_registered_it(
+    browser: Client, agency: Any
+) -> None:
     app, key = agency
     token = _login_flow(browser, app, key)
     posted = Client().post("/oauth/userinfo", HTTP_AUTHORIZATION=f"Bearer {token['access_token']}")
     assert posted.status_code == 200
-    signed = _userinfo(token["access_token"], HTTP_ACCEPT="application/jwt")
+    # OpenID Connect Core 5.3.2: JSON unless the client registered a signed response, whatever
+    # it sends in Accept.
+    assert (
+        _userinfo(token["access_token"], HTTP_ACCEPT="application/jwt")["Content-Type"] == "application/json"
+    )
+    AgencyApplication.objects.filter(pk=app.pk).update(userinfo_signed_response_alg="ES256")
+    signed = _userinfo(token["access_token"], HTTP_ACCEPT="application/json")
     assert signed["Content-Type"] == "application/jwt"
     claims = jwt.decode(signed.content.decode(), _platform_keys()).claims
     assert claims["iss"] == settings.SITE_URL
@@ -490,7 +499,9 @@ def test_refresh_rotates_and_a_reused_refresh_token_revokes_the_family(
     assert "nonce" not in claims
     assert _userinfo(second["access_token"]).status_code == 200
 
-    # The old refresh token comes back: someone else has a copy. Everything of the family goes.
+    # The old refresh token comes back after the grace window: someone else has a copy.
+    # Everything of the family goes.
+    RefreshToken.objects.update(successor_until=timezone.now())
     with caplog.at_level(logging.WARNING, logger="civicore.consent"):
         assert _error(_refresh(app, key, first["refresh_token"])) == "invalid_grant"
     assert "refresh_token_reused" in caplog.text
@@ -732,6 +743,15 @@ def test_parameters_mixed_into_a_pushed_request_are_refused(browser: Client, age
     request_uri, _verifier = _pushed(app, key)
     response = browser.get(_par_authorize_url(app, request_uri, scope="national_id"))
     assert redirect_params(response["Location"])["error"] == "invalid_request"
+    assert not Consent.objects.exists()
+
+
+def test_copies_of_pushed_parameters_may_accompany_the_request_uri(browser: Client, agency: Any) -> None:
+    """OpenID Connect Core 6.2 has clients send response_type and scope beside request_uri."""
+    app, key = agency
+    request_uri, _verifier = _pushed(app, key, scope="openid profile")
+    url = _par_authorize_url(app, request_uri, response_type="code", scope="openid profile")
+    assert "Sign in to" in browser.get(url).content.decode()
     assert not Consent.objects.exists()
 
 

@@ -19,9 +19,11 @@ from authlib.integrations.httpx_client import OAuth2Client
 from authlib.oauth2.rfc7523 import PrivateKeyJWT
 from django.conf import settings
 from django.test import Client
+from django.utils import timezone
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
 
+from civicore.consent.models import RefreshToken
 from civicore.consent.services import pairwise_subject
 from civicore.consent.tests.helpers import PASSWORD, REDIRECT_URI, TOTP, record_login
 from civicore.core.jose import reset_cache
@@ -177,7 +179,9 @@ def test_a_relying_party_logs_a_citizen_in_with_par_and_private_key_jwt(site: st
         )
         assert rp.get(metadata["userinfo_endpoint"]).status_code == 200
 
-        # The old refresh token comes back: refused, and the whole family is withdrawn.
+        # The old refresh token comes back after the grace window: refused, and the whole family
+        # is withdrawn.
+        RefreshToken.objects.update(successor_until=timezone.now())
         with pytest.raises(OAuthError) as replay:
             rp.refresh_token(metadata["token_endpoint"], refresh_token=first_refresh)
         assert replay.value.error == "invalid_grant"
