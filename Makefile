@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 ENVFILE := $(CIVICORE_VAR_DIR)/secrets.env
 WITH_ENV := set -a && source $(ENVFILE) && set +a &&
 
-.PHONY: demo install install-dev test lint bench bench-fanout bench-tokens soak chromium clean
+.PHONY: demo install install-dev test lint bench bench-fanout bench-tokens bench-routing soak chromium clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,7 @@ demo: install $(ENVFILE)
 	$(WITH_ENV) $(BIN)/civicore setup signing
 	$(WITH_ENV) $(BIN)/civicore setup keys
 	$(WITH_ENV) $(BIN)/civicore demo load
+	$(WITH_ENV) $(BIN)/civicore routing demo-model
 	$(WITH_ENV) SITE_URL=http://127.0.0.1:$(PORT) $(BIN)/civicore demo serve --port $(PORT)
 
 # Debian's Chromium drives the browser tests; installed once if missing.
@@ -49,12 +50,17 @@ bench: install-dev
 	$(BIN)/python bench/submission.py
 	$(BIN)/python bench/fanout.py
 	$(BIN)/python bench/tokens.py
+	$(BIN)/python bench/routing.py
 
 bench-fanout: install-dev
 	$(BIN)/python bench/fanout.py
 
 bench-tokens: install-dev
 	$(BIN)/python bench/tokens.py
+
+# Report routing: training, predictions, and filing reports with AI routing in the request.
+bench-routing: install-dev
+	$(BIN)/python bench/routing.py
 
 # Ten minutes at half the submission benchmark's rate: errors and memory growth (not in CI).
 soak: install-dev

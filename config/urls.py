@@ -34,5 +34,9 @@ urlpatterns = [
     path("", include("civicore.consent.urls")),
     path("my-data/", include("civicore.audit.urls")),
     path("my-profile/", include("civicore.identity.urls")),
+    path("", include("civicore.reports.urls")),  # /report/, /my-reports/, /office/reports/, /reports/map/
+    path("", include("civicore.routing.urls")),  # /office/routing/, /ai/models/
+    path("", include("civicore.reports.urls_public")),  # /reports/map/, the public map and its feed
+    path("open311/v2/", include("civicore.open311.urls")),  # Open311 GeoReport v2
     path("", include("civicore.portal.urls")),
 ]

@@ -62,6 +62,8 @@ CASEWORKER = "caseworker"  # officer of `agency`, role caseworker
 DECIDER = "decider"  # officer of `agency`, role decider
 OTHER_AGENCY = "other_agency"  # officer of another agency holding every role there
 AGENCY_ADMIN = "agency_admin"  # officer of `agency`, role agency_admin only
+REPORT_HANDLER = "report_handler"  # officer of `agency`, role report_handler (its problem reports)
+REPORT_TRIAGER = "report_triager"  # officer of a third agency, role report_triager (routes any report)
 
 ROLES = (
     ANONYMOUS,
@@ -73,6 +75,8 @@ ROLES = (
     DECIDER,
     OTHER_AGENCY,
     AGENCY_ADMIN,
+    REPORT_HANDLER,
+    REPORT_TRIAGER,
 )
 BUSINESS = frozenset({BUSINESS_FILE, BUSINESS_VIEW, BUSINESS_ADMIN})
 
@@ -178,8 +182,19 @@ def build_world() -> World:
         DECIDER: make_officer(agency, roles=("decider",)),
         AGENCY_ADMIN: make_officer(agency, roles=("agency_admin",)),
         OTHER_AGENCY: make_officer(
-            other, roles=("caseworker", "decider", "issuer", "agency_admin", "identity_verifier")
+            other,
+            roles=(
+                "caseworker",
+                "decider",
+                "issuer",
+                "agency_admin",
+                "identity_verifier",
+                "report_handler",
+                "ai_steward",
+            ),
         ),
+        REPORT_HANDLER: make_officer(agency, roles=("report_handler",)),
+        REPORT_TRIAGER: make_officer(AgencyFactory(), roles=("report_triager",)),
     }
     system, _key = make_system(agency=agency)
     users: dict[str, Any] = {ANONYMOUS: None}
@@ -198,7 +213,34 @@ def build_world() -> World:
         view_membership=memberships[BUSINESS_VIEW],
         file_grant=grants[BUSINESS_FILE],
         system=system,
+        extra=report_objects(agency, persons[CITIZEN].user),
     )
+
+
+def report_objects(agency: Any, reporter: Any) -> dict[str, Any]:
+    """A problem report of the citizen, routed to `agency`, with one unpublished photo."""
+    from civicore.reports.models import ReportCategory
+    from civicore.reports.services import report_file
+    from civicore.reports.tests.factories import jpeg_bytes
+
+    ReportCategory.objects.create(code="streetlight", name_vi="Đèn đường hỏng", agency=agency, sla_days=3)
+    report = report_file(
+        reporter=reporter,
+        description="Đèn đường trước số 12 bị hỏng",
+        latitude=21.0285,
+        longitude=105.8542,
+        category_code="streetlight",
+        photos=[jpeg_bytes()],
+    )
+    return {"report": report, "report_photo": report.photos.get()}
+
+
+def _report(w: World, **more: Any) -> dict[str, Any]:
+    return {"reference": w.extra["report"].reference, **more}
+
+
+def _office_report(w: World, **more: Any) -> dict[str, Any]:
+    return {"report_id": w.extra["report"].pk, **more}
 
 
 def issue_result(w: World, settings: Any, directory: Any) -> None:
@@ -253,7 +295,7 @@ class Row:
     path: Callable[[World], str] | None = None  # when the route cannot be filled in (regex routes)
     label: str = ""
     note: str = ""
-    needs: tuple[str, ...] = ()  # "result", "exchange", "consent"
+    needs: tuple[str, ...] = ()  # "result", "exchange", "consent", "routing"
 
     @property
     def key(self) -> tuple[str, str]:
@@ -317,6 +359,40 @@ ROWS: list[Row] = [
         EVERYONE,
         params=lambda w: {"serial": uuid.uuid4()},
         note="public: an unknown serial is a page saying so",
+    ),
+    # --- Open311 GeoReport v2 (API key for POST) and the public map ---------------------------------
+    Row("GET", "open311/v2/services.<str:fmt>", EVERYONE, params=lambda w: {"fmt": "json"}),
+    Row(
+        "GET",
+        "open311/v2/services/<str:code>.<str:fmt>",
+        NOBODY,
+        params=lambda w: {"code": "no-such", "fmt": "xml"},
+        note="public; no report category in the world, so 404 for all",
+    ),
+    Row("GET", "open311/v2/requests.<str:fmt>", EVERYONE, params=lambda w: {"fmt": "json"}),
+    Row(
+        "POST",
+        "open311/v2/requests.<str:fmt>",
+        NOBODY,
+        params=lambda w: {"fmt": "json"},
+        data=lambda w: {"description": "A broken streetlight", "lat": "21.0", "long": "105.8"},
+        note="an Open311 client's api_key only: 403 without one, whoever is signed in",
+    ),
+    Row(
+        "GET",
+        "open311/v2/requests/<str:request_id>.<str:fmt>",
+        NOBODY,
+        params=lambda w: {"request_id": "PA-AAAAAA", "fmt": "json"},
+        note="public; no such report, so 404 for all",
+    ),
+    Row("GET", "reports/map/", EVERYONE),
+    Row("GET", "reports/map.geojson", EVERYONE),
+    Row(
+        "GET",
+        "reports/photos/<uuid:public_id>/",
+        NOBODY,
+        params=lambda w: {"public_id": uuid.uuid4()},
+        note="published photos only, to anyone; none in the world, so 404 for all",
     ),
     # --- accounts (django-allauth) --------------------------------------------------------------
     Row("GET", "accounts/login/", EVERYONE),
@@ -579,6 +655,85 @@ ROWS: list[Row] = [
     Row("GET", "oauth/userinfo", NOBODY, note="access token only"),
     Row("POST", "oauth/revoke", NOBODY),
     Row("GET", "oauth/logout", EVERYONE),
+    # --- problem reports ----------------------------------------------------------------------------
+    Row("GET", "report/", EVERYONE),
+    Row(
+        "POST",
+        "report/",
+        EVERYONE,
+        data=lambda w: {"description": "Ổ gà lớn giữa đường", "latitude": "21.03", "longitude": "105.85"},
+        note="anyone may report, signed in or not",
+    ),
+    Row(
+        "GET",
+        "report/nearby/",
+        EVERYONE,
+        path=lambda w: "/report/nearby/?latitude=21.0285&longitude=105.8542",
+    ),
+    Row(
+        "GET",
+        "report/<str:reference>/",
+        EVERYONE,
+        params=_report,
+        note="the public part for anyone with the reference",
+    ),
+    Row(
+        "POST",
+        "report/<str:reference>/me-too/",
+        EVERYONE,
+        params=_report,
+        note="the reporter is told they filed it themselves",
+    ),
+    Row(
+        "POST",
+        "report/<str:reference>/human-review/",
+        only(CITIZEN),
+        params=_report,
+        note="the reporter only",
+    ),
+    Row(
+        "POST",
+        "report/<str:reference>/rate/",
+        only(CITIZEN),
+        params=_report,
+        data=lambda w: {"resolved": "yes", "stars": "5"},
+        note="the reporter only (not resolved yet: a message)",
+    ),
+    Row(
+        "GET",
+        "report/<str:reference>/photos/<uuid:photo_id>/",
+        only(CITIZEN),
+        params=lambda w: _report(w, photo_id=w.extra["report_photo"].public_id),
+        note="not published: the reporter only",
+    ),
+    Row("GET", "my-reports/", SIGNED_IN),
+    Row(
+        "GET",
+        "office/reports/",
+        only(REPORT_HANDLER, REPORT_TRIAGER, OTHER_AGENCY),
+        note="report.handle; each sees their own agency's",
+    ),
+    Row("GET", "office/reports/triage/", only(REPORT_TRIAGER)),
+    Row(
+        "GET",
+        "office/reports/<int:report_id>/",
+        only(REPORT_HANDLER, REPORT_TRIAGER),
+        params=_office_report,
+        note="report.handle in the report's agency, or report.triage",
+    ),
+    Row(
+        "GET",
+        "office/reports/<int:report_id>/photos/<uuid:photo_id>/",
+        only(REPORT_HANDLER, REPORT_TRIAGER),
+        params=lambda w: _office_report(w, photo_id=w.extra["report_photo"].public_id),
+    ),
+    Row(
+        "POST",
+        "office/reports/<int:report_id>/<slug:action>/",
+        only(REPORT_HANDLER),
+        params=lambda w: _office_report(w, action="start"),
+        note="work on the report: its agency's handlers only",
+    ),
     # --- back office: cases ------------------------------------------------------------------------
     Row("GET", "office/", CASE_OFFICERS | {OTHER_AGENCY}, note="case.view; each sees their own agency's"),
     Row("GET", "office/cases/<int:case_id>/", CASE_OFFICERS, params=lambda w: {"case_id": w.case.pk}),
@@ -593,6 +748,31 @@ ROWS: list[Row] = [
         "office/cases/<int:case_id>/<slug:action>/",
         CASE_OFFICERS,
         params=lambda w: {"case_id": w.case.pk, "action": "claim"},
+    ),
+    # --- AI routing models: public cards, back office for ai.manage (held by other_agency) ---------
+    Row("GET", "ai/models/", EVERYONE),
+    Row(
+        "GET",
+        "ai/models/<str:version>/",
+        EVERYONE,
+        params=lambda w: {"version": w.extra["routing_model"].version},
+        needs=("routing",),
+    ),
+    Row("GET", "office/routing/", only(OTHER_AGENCY), note="ai.manage: the registry is platform-wide"),
+    Row(
+        "GET",
+        "office/routing/<int:model_id>/",
+        only(OTHER_AGENCY),
+        params=lambda w: {"model_id": w.extra["routing_model"].pk},
+        needs=("routing",),
+    ),
+    Row(
+        "POST",
+        "office/routing/<int:model_id>/activate/",
+        only(OTHER_AGENCY),
+        params=lambda w: {"model_id": w.extra["routing_model"].pk},
+        needs=("routing",),
+        note="ai.manage; refused labels come back as a message on the model's page (302)",
     ),
     # --- back office: officers, systems, deliveries ------------------------------------------------
     Row("GET", "office/officers/", SYSTEMS, note="agency.admin, own agency's officers"),
@@ -960,6 +1140,10 @@ def test_matrix(row: Row, settings: Any, tmp_path: Any) -> None:
         w.extra.update(exchange_objects(w))
     if "consent" in row.needs:
         w.extra["consent"] = consent_of_citizen(w)
+    if "routing" in row.needs:
+        from civicore.routing.tests.factories import make_model
+
+        w.extra["routing_model"] = make_model()
     wrong = {}
     for role in ROLES:
         got = send(row, role, client_for(role, w), w)

@@ -27,6 +27,9 @@ RESULT_ISSUE = "result.issue"
 AGENCY_ADMIN = "agency.admin"
 SYSTEMS_MANAGE = "systems.manage"
 IDENTITY_VERIFY = "identity.verify"
+REPORT_HANDLE = "report.handle"
+REPORT_TRIAGE = "report.triage"
+AI_MANAGE = "ai.manage"
 
 PERMISSIONS: dict[str, Promise] = {
     CASE_VIEW: gettext_lazy("View and work on the agency's cases"),
@@ -35,6 +38,9 @@ PERMISSIONS: dict[str, Promise] = {
     AGENCY_ADMIN: gettext_lazy("Manage the agency's officers"),
     SYSTEMS_MANAGE: gettext_lazy("Manage the agency's systems"),
     IDENTITY_VERIFY: gettext_lazy("Verify citizens' identity in person (assurance level 2)"),
+    REPORT_HANDLE: gettext_lazy("Work on the problem reports routed to the agency"),
+    REPORT_TRIAGE: gettext_lazy("Route problem reports that the AI model is unsure of, to any agency"),
+    AI_MANAGE: gettext_lazy("Review and activate AI routing models"),
 }
 
 
@@ -60,6 +66,9 @@ ROLES: dict[str, Role] = {
         _role("issuer", gettext_lazy("Issuer"), RESULT_ISSUE),
         _role("agency_admin", gettext_lazy("Agency administrator"), AGENCY_ADMIN, SYSTEMS_MANAGE),
         _role("identity_verifier", gettext_lazy("Identity verifier"), IDENTITY_VERIFY),
+        _role("report_handler", gettext_lazy("Report handler"), REPORT_HANDLE),
+        _role("report_triager", gettext_lazy("Report triage officer"), REPORT_HANDLE, REPORT_TRIAGE),
+        _role("ai_steward", gettext_lazy("AI model steward"), AI_MANAGE),
     )
 }
 

@@ -230,6 +230,24 @@ def _business() -> list[DemoLogin]:
     ]
 
 
+def _reports() -> list[DemoLogin]:
+    """Problem reports: the city's service companies with a report handler each, the categories
+    and demo reports (civicore.reports.demo); the admin commune's officer also triages and
+    stewards the AI models."""
+    from civicore.reports import demo as reports_demo
+
+    def make_user(email: str, name: str) -> User:
+        user = _user(email, name)
+        _totp(user, OFFICER_SECRET)
+        return user
+
+    reporters = list(User.objects.filter(email__in=[entry[0] for entry in CITIZENS]).order_by("email"))
+    return [
+        DemoLogin(role, email, DEMO_PASSWORD, OFFICER_SECRET, name)
+        for role, email, name in reports_demo.load(make_user=make_user, reporters=reporters)
+    ]
+
+
 def _totp(user: User, secret: str) -> None:
     Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).delete()
     TOTP.activate(user, secret)
@@ -311,6 +329,7 @@ def load() -> list[DemoLogin]:
         )
     logins.extend(_agency_admin())
     logins.extend(_business())
+    logins.extend(_reports())
 
     admin = _user("admin@demo.civicore.invalid", "Quản trị viên", staff=True)
     admin.is_superuser = True

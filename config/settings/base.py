@@ -49,6 +49,9 @@ INSTALLED_APPS = [
     "civicore.consent",
     "civicore.exchange",
     "civicore.organisations",
+    "civicore.routing",
+    "civicore.reports",
+    "civicore.open311",
     "civicore.portal",
 ]
 
@@ -200,6 +203,26 @@ WHITENOISE_USE_FINDERS = True
 PRIVATE_STORAGE_DIR = Path(env_str("PRIVATE_STORAGE_DIR", str(VAR_DIR / "private"))).resolve()
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 10 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES + 1024 * 1024
+
+# Problem reports (civicore.reports): the service area as "south,west,north,east" in degrees
+# (default: Vietnam), reports per client per hour, the photo pixel limit, and the map's tile layer.
+REPORT_AREA = [float(part) for part in env_list("REPORT_AREA", ["8.0", "102.0", "23.5", "110.0"])]
+REPORT_RATE_PER_HOUR = env_int("REPORT_RATE_PER_HOUR", 10)
+# Each Open311 client (a 311 app filing for many people) has its own hourly limit.
+OPEN311_RATE_PER_HOUR = env_int("OPEN311_RATE_PER_HOUR", 600)
+PHOTO_MAX_PIXELS = env_int("PHOTO_MAX_PIXELS", 40_000_000)
+MAP_TILE_URL = env_str("MAP_TILE_URL", "https://tile.openstreetmap.org/{z}/{x}/{y}.png")
+MAP_TILE_ATTRIBUTION = env_str(
+    "MAP_TILE_ATTRIBUTION", '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a>'
+)
+# Address lookup for reports without a pin (civicore.reports.geocoding). The default looks nothing
+# up, so no address leaves the machine; civicore.reports.geocoding.NominatimGeocoder asks the
+# Nominatim at GEOCODER_URL (best an agency's own), limited to REPORT_AREA and these countries.
+GEOCODER = env_str("GEOCODER", "civicore.reports.geocoding.NoGeocoder")
+GEOCODER_URL = env_str("GEOCODER_URL", "https://nominatim.openstreetmap.org")
+GEOCODER_COUNTRY_CODES = env_str("GEOCODER_COUNTRY_CODES", "vn")
+# Open311 GeoReport v2 (civicore.open311): the jurisdiction_id this endpoint answers for.
+OPEN311_JURISDICTION = env_str("OPEN311_JURISDICTION", "civicore")
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
 # Personal data at rest: AES-256-GCM keys, newest first, "id:base64key" comma separated.

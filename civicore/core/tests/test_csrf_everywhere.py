@@ -60,6 +60,10 @@ CSRF_EXEMPT: dict[str, str] = {
         "OpenID Connect UserInfo: the access token is a bearer token in the Authorization header "
         "(POST allowed by OIDC Core 5.3.1); no cookie is read."
     ),
+    "open311/v2/requests.<str:fmt>": (
+        "Open311 GeoReport v2 POST requests: the client authenticates with the api_key parameter "
+        "(civicore.open311); no cookie or session is read."
+    ),
 }
 
 # Take unsafe methods and must refuse them without the token (Django's CsrfViewMiddleware for
@@ -98,6 +102,12 @@ CSRF_PROTECTED: dict[str, str] = {
     "my-data/consents/<uuid:public_id>/revoke": "withdraw a consent",
     "my-profile/sessions/*": "end sessions",
     "my-profile/<slug:key>/": "declare a profile item",
+    "report/": "file a problem report",
+    "report/<str:reference>/me-too/": 'follow an existing report instead of filing ("Me too")',
+    "report/<str:reference>/human-review/": "ask for a human review of the AI's routing",
+    "report/<str:reference>/rate/": "rate the work on a resolved report",
+    "office/reports/<int:report_id>/<slug:action>/": "problem report actions (route, assign, resolve, ...)",
+    "office/routing/<int:model_id>/activate/": "activate an AI routing model (ai.manage)",
 }
 
 
