@@ -122,22 +122,24 @@ def fit_idf(x: sp.csr_matrix) -> np.ndarray:
     return (np.log((1 + x.shape[0]) / (1 + df)) + 1).astype(np.float32)
 
 
-def _l2_rows(x: sp.csr_matrix) -> sp.csr_matrix:
-    norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
-    norms[norms == 0] = 1.0
-    return sp.csr_matrix(sp.diags(1.0 / norms) @ x)
-
-
 def features(texts: Sequence[str], idf: np.ndarray | None = None) -> sp.csr_matrix:
     """Sublinear counts (1 + log), times `idf` (ones when None), each block (words, characters)
-    l2-normalised."""
+    l2-normalised. Works on the sparse arrays directly: a routing request featurises one text, and
+    building diagonal matrices over every hashed feature would cost more than the text itself."""
     x = counts(texts)
     x.data = 1 + np.log(x.data)
     if idf is not None:
-        x = sp.csr_matrix(x @ sp.diags(idf.astype(np.float64)))
-    words = _l2_rows(x[:, :WORD_FEATURES])
-    chars = _l2_rows(x[:, WORD_FEATURES:])
-    return sp.hstack([words, chars], format="csr", dtype=np.float32)
+        x.data *= idf[x.indices]
+    rows = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))
+    in_chars = x.indices >= WORD_FEATURES
+    squares = x.data * x.data
+    norms = []
+    for mask in (~in_chars, in_chars):
+        norm = np.sqrt(np.bincount(rows[mask], weights=squares[mask], minlength=x.shape[0]))
+        norm[norm == 0] = 1.0
+        norms.append(norm)
+    x.data /= np.where(in_chars, norms[1][rows], norms[0][rows])
+    return x.astype(np.float32)
 
 
 # --- the model -------------------------------------------------------------------------------
