@@ -258,9 +258,14 @@ def _link(report: Report) -> str:
     return f"/report/{report.reference}/"
 
 
-def _followers(report: Report) -> tuple[list[Any], list[tuple[int, str]]]:
+def _followers(report: Report, *, new: bool = False) -> tuple[list[Any], list[tuple[int, str]]]:
     """Users and (report id, recipient) e-mail targets to tell about a change of `report`: its
-    reporter and supporters, and those of the reports merged into it."""
+    reporter and supporters, and those of the reports merged into it. A report being filed has
+    only its reporter (`new`), so filing asks the database nothing here."""
+    if new:
+        if report.reporter_id is not None:
+            return [report.reporter], []
+        return [], [(report.pk, "reporter")] if report.contact_email else []
     reports = [report, *Report.objects.filter(merged_into=report)]
     users: dict[int, Any] = {}
     emails: list[tuple[int, str]] = []
@@ -277,10 +282,10 @@ def _followers(report: Report) -> tuple[list[Any], list[tuple[int, str]]]:
     return list(users.values()), emails
 
 
-def _notify(report: Report, subject: str, body: str, *, exclude_user: Any = None) -> None:
+def _notify(report: Report, subject: str, body: str, *, exclude_user: Any = None, new: bool = False) -> None:
     from civicore.notify.services import notification_send
 
-    users, emails = _followers(report)
+    users, emails = _followers(report, new=new)
     for user in users:
         if exclude_user is not None and user.pk == exclude_user.pk:
             continue
@@ -535,8 +540,9 @@ def report_file(
                 body = _("It was sent to %(agency)s.") % {"agency": report.agency.name}
             else:
                 body = _("An officer will send it to the responsible agency.")
-        _notify(report, subject, body)
-        _notify_agency(report, _("New report %(ref)s") % {"ref": report.reference})
+        _notify(report, subject, body, new=True)
+        # New reports wait in the agency's inbox: handlers are not told of each one (at a city's
+        # volume that would bury the messages that need them: re-routed and reopened reports).
     return report
 
 

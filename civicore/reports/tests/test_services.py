@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 from django.core import mail
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext
 from PIL import Image
 
 from civicore.agencies.tests.factories import AgencyFactory, make_officer
@@ -371,7 +372,13 @@ def test_reroute_needs_a_reason_and_records_a_correction(streetlight, model, mon
     assert corrections[0]["reason"] == "Ống nước vỡ"
     entry = AuditEntry.objects.get(action="report.rerouted", subject_id=str(report.pk))
     assert entry.details["reason"] == "Ống nước vỡ"
-    assert Notification.objects.filter(user=report.reporter, subject__contains="another agency").exists()
+    # The reporter is told in the report's language (Vietnamese by default).
+    with translation.override(report.language):
+        told = gettext("Your report %(ref)s was sent to another agency: %(agency)s") % {
+            "ref": report.reference,
+            "agency": water.agency.name,
+        }
+    assert Notification.objects.filter(user=report.reporter, subject=told).exists()
 
 
 def test_an_officer_of_another_agency_cannot_touch_the_report(streetlight):
