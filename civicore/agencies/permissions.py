@@ -30,6 +30,8 @@ IDENTITY_VERIFY = "identity.verify"
 REPORT_HANDLE = "report.handle"
 REPORT_TRIAGE = "report.triage"
 AI_MANAGE = "ai.manage"
+SENSOR_OPERATE = "sensor.operate"
+SENSOR_MANAGE = "sensor.manage"
 
 PERMISSIONS: dict[str, Promise] = {
     CASE_VIEW: gettext_lazy("View and work on the agency's cases"),
@@ -41,6 +43,8 @@ PERMISSIONS: dict[str, Promise] = {
     REPORT_HANDLE: gettext_lazy("Work on the problem reports routed to the agency"),
     REPORT_TRIAGE: gettext_lazy("Route problem reports that the AI model is unsure of, to any agency"),
     AI_MANAGE: gettext_lazy("Review and activate AI routing models"),
+    SENSOR_OPERATE: gettext_lazy("Watch the agency's sensors, work alarms and command its devices"),
+    SENSOR_MANAGE: gettext_lazy("Register and provision the agency's devices and edit its sensor rules"),
 }
 
 
@@ -69,6 +73,8 @@ ROLES: dict[str, Role] = {
         _role("report_handler", gettext_lazy("Report handler"), REPORT_HANDLE),
         _role("report_triager", gettext_lazy("Report triage officer"), REPORT_HANDLE, REPORT_TRIAGE),
         _role("ai_steward", gettext_lazy("AI model steward"), AI_MANAGE),
+        _role("sensor_operator", gettext_lazy("Sensor operator"), SENSOR_OPERATE),
+        _role("sensor_engineer", gettext_lazy("Sensor engineer"), SENSOR_OPERATE, SENSOR_MANAGE),
     )
 }
 

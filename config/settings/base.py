@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "civicore.routing",
     "civicore.reports",
     "civicore.open311",
+    "civicore.sensors",
     "civicore.portal",
 ]
 
@@ -224,6 +225,23 @@ GEOCODER_COUNTRY_CODES = env_str("GEOCODER_COUNTRY_CODES", "vn")
 # Open311 GeoReport v2 (civicore.open311): the jurisdiction_id this endpoint answers for.
 OPEN311_JURISDICTION = env_str("OPEN311_JURISDICTION", "civicore")
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+
+# City sensors (civicore.sensors). MQTT_URL names the broker ("mqtt://host:port"); empty means no
+# broker: devices are provisioned in the in-process fake and post readings over HTTPS only.
+# SENSOR_BROKER manages device credentials and ACLs: civicore.sensors.broker.DynsecBroker talks
+# to Mosquitto's dynamic-security plugin as MQTT_ADMIN_USERNAME/MQTT_ADMIN_PASSWORD.
+MQTT_URL = env_str("MQTT_URL", "")
+MQTT_ADMIN_USERNAME = env_str("MQTT_ADMIN_USERNAME", "civicore-admin")
+MQTT_ADMIN_PASSWORD = env_str("MQTT_ADMIN_PASSWORD", "")
+SENSOR_BROKER = env_str(
+    "SENSOR_BROKER",
+    "civicore.sensors.broker.DynsecBroker" if MQTT_URL else "civicore.sensors.broker.InMemoryBroker",
+)
+# The shared-subscription group the ingest processes join, and how they batch writes.
+SENSOR_SHARE_GROUP = env_str("SENSOR_SHARE_GROUP", "civicore-ingest")
+SENSOR_BATCH_MAX = env_int("SENSOR_BATCH_MAX", 5000)
+SENSOR_BATCH_MS = env_int("SENSOR_BATCH_MS", 50)
+SENSOR_MAX_PAYLOAD_BYTES = env_int("SENSOR_MAX_PAYLOAD_BYTES", 64 * 1024)
 
 # Personal data at rest: AES-256-GCM keys, newest first, "id:base64key" comma separated.
 FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", [])

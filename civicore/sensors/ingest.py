@@ -1,0 +1,211 @@
+"""`civicore sensors ingest`: the MQTT side of ingestion.
+
+Each process joins the shared subscription `$share/<group>/civicore/v1/devices/+/senml` (and the
+acknowledgements topic), so the broker spreads devices' messages over however many processes
+run. Messages arrive at QoS 1 on a persistent session and are acknowledged to the broker only
+after their batch is committed: a process killed mid-batch leaves its messages unacknowledged,
+the broker delivers them again, and the readings' key makes the second copy a no-op. A batch
+that fails to store (the database is away) is retried, never dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import paho.mqtt.client as mqtt
+from django.conf import settings
+from django.db import close_old_connections
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from civicore.sensors import pipeline
+
+logger = logging.getLogger(__name__)
+
+TOPIC_PREFIX = "civicore/v1/devices/"
+SENML_FILTER = "civicore/v1/devices/+/senml"
+ACKS_FILTER = "civicore/v1/devices/+/acks"
+SESSION_EXPIRY_S = 7 * 24 * 3600
+TICK_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class BrokerAddress:
+    host: str
+    port: int
+    username: str
+    password: str
+    tls: bool
+
+
+def broker_address(url: str | None = None) -> BrokerAddress:
+    """Where the broker is and who the platform is there: MQTT_URL, with the platform's credentials
+    from the URL or else MQTT_PLATFORM_USERNAME/PASSWORD, falling back to the admin's."""
+    parts = urlsplit(url or settings.MQTT_URL)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise ValueError("MQTT_URL must look like mqtt://host:1883 or mqtts://host:8883")
+    username = unquote(parts.username or "") or os.environ.get("MQTT_PLATFORM_USERNAME", "")
+    password = unquote(parts.password or "") or os.environ.get("MQTT_PLATFORM_PASSWORD", "")
+    if not username:
+        username, password = settings.MQTT_ADMIN_USERNAME, settings.MQTT_ADMIN_PASSWORD
+    tls = parts.scheme == "mqtts"
+    return BrokerAddress(parts.hostname, parts.port or (8883 if tls else 1883), username, password, tls)
+
+
+def split_topic(topic: str) -> tuple[str, str] | None:
+    """(device id, kind) for civicore/v1/devices/{id}/{senml|acks}; None for anything else."""
+    if not topic.startswith(TOPIC_PREFIX):
+        return None
+    rest = topic[len(TOPIC_PREFIX) :]
+    device_id, _, kind = rest.partition("/")
+    if not device_id or kind not in ("senml", "acks"):
+        return None
+    return device_id, kind
+
+
+class IngestProcess:
+    """One ingest process: a paho network thread fills a queue; this thread stores batches."""
+
+    def __init__(
+        self,
+        address: BrokerAddress,
+        *,
+        client_id: str | None = None,
+        group: str | None = None,
+        batch_max: int | None = None,
+        batch_ms: int | None = None,
+    ) -> None:
+        self.address = address
+        self.client_id = client_id or f"civicore-ingest-{socket.gethostname()}-{os.getpid()}"
+        self.group = group or settings.SENSOR_SHARE_GROUP
+        self.batch_max = batch_max or settings.SENSOR_BATCH_MAX
+        self.batch_seconds = (batch_ms if batch_ms is not None else settings.SENSOR_BATCH_MS) / 1000.0
+        self.ingestor = pipeline.Ingestor()
+        self.stop_event = threading.Event()
+        self.connected = threading.Event()
+        self._queue: list[Any] = []
+        self._ready = threading.Condition()
+        self.client = mqtt.Client(
+            callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            protocol=mqtt.MQTTv5,
+            manual_ack=True,
+        )
+        self.client.username_pw_set(address.username, address.password)
+        if address.tls:
+            self.client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self.client.on_disconnect = self._on_disconnect
+        self.client.max_queued_messages_set(0)
+
+    # -- network thread -------------------------------------------------------------------------
+
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
+        if reason.is_failure:
+            logger.error("broker refused the ingest connection: %s", reason)
+            return
+        client.subscribe(
+            [(f"$share/{self.group}/{SENML_FILTER}", 1), (f"$share/{self.group}/{ACKS_FILTER}", 1)]
+        )
+        self.connected.set()
+        logger.info("ingest %s connected (session present: %s)", self.client_id, flags.session_present)
+
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
+        self.connected.clear()
+        if not self.stop_event.is_set():
+            logger.warning("ingest %s lost the broker (%s); reconnecting", self.client_id, reason)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        with self._ready:
+            self._queue.append(message)
+            if len(self._queue) >= self.batch_max:
+                self._ready.notify()
+
+    # -- this thread ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = SESSION_EXPIRY_S
+        properties.ReceiveMaximum = 65535
+        self.client.connect_async(
+            self.address.host, self.address.port, keepalive=30, clean_start=False, properties=properties
+        )
+        self.client.loop_start()
+
+    def _take(self) -> list[Any]:
+        with self._ready:
+            if len(self._queue) < self.batch_max:
+                self._ready.wait(self.batch_seconds)
+            taken, self._queue = self._queue, []
+        return taken
+
+    def process(self, messages: list[Any]) -> None:
+        """Store one batch of messages, then acknowledge them to the broker."""
+        now = time.time()
+        readings: list[tuple[str, bytes]] = []
+        acks: list[tuple[str, bytes]] = []
+        for message in messages:
+            where = split_topic(message.topic)
+            if where is None:
+                continue
+            (readings if where[1] == "senml" else acks).append((where[0], message.payload))
+        if readings:
+            self.ingestor.prefetch([device_id for device_id, _ in readings], now=now)
+            for device_id, payload in readings:
+                self.ingestor.add(device_id, payload, now=now)
+            self.ingestor.flush(now=now)
+        for device_id, payload in acks:
+            pipeline.handle_ack(device_id, payload, now=now)
+        for message in messages:
+            if message.qos:
+                self.client.ack(message.mid, message.qos)
+
+    def run(self, *, seconds: float | None = None) -> None:
+        """Ingest until stopped (or for `seconds`)."""
+        self.start()
+        deadline = time.monotonic() + seconds if seconds else None
+        next_tick = 0.0
+        pending: list[Any] = []
+        try:
+            while not self.stop_event.is_set():
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                if not pending:
+                    pending = self._take()
+                try:
+                    if pending:
+                        self.process(pending)
+                        pending = []
+                    if time.monotonic() >= next_tick:
+                        next_tick = time.monotonic() + TICK_SECONDS
+                        pipeline.tick(now=time.time())
+                except Exception:
+                    # Keep the batch: it is acknowledged to the broker only once it is stored.
+                    logger.exception("ingest batch of %d messages failed; retrying", len(pending))
+                    self.ingestor = pipeline.Ingestor()
+                    close_old_connections()
+                    time.sleep(1.0)
+            if pending:
+                self.process(pending)
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        with self._ready:
+            self._ready.notify_all()
+        self.client.disconnect()
+        self.client.loop_stop()
