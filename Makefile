@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 ENVFILE := $(CIVICORE_VAR_DIR)/secrets.env
 WITH_ENV := set -a && source $(ENVFILE) && set +a &&
 
-.PHONY: demo install install-dev test lint bench bench-fanout bench-tokens bench-routing soak chromium clean
+.PHONY: demo install install-dev test lint bench bench-fanout bench-tokens bench-routing soak chromium mosquitto clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,8 @@ install-dev: $(BIN)/python
 $(ENVFILE): | $(BIN)/python
 	$(BIN)/python -m civicore.core.envfile $(ENVFILE)
 
-demo: install $(ENVFILE)
+demo: install mosquitto $(ENVFILE)
+	$(BIN)/python -m civicore.core.envfile $(ENVFILE)
 	$(WITH_ENV) $(BIN)/civicore migrate --no-input
 	$(WITH_ENV) $(BIN)/civicore collectstatic --no-input --verbosity 0
 	$(WITH_ENV) $(BIN)/civicore setup signing
@@ -33,11 +34,17 @@ demo: install $(ENVFILE)
 	$(WITH_ENV) $(BIN)/civicore routing demo-model
 	$(WITH_ENV) SITE_URL=http://127.0.0.1:$(PORT) $(BIN)/civicore demo serve --port $(PORT)
 
+# Debian's Mosquitto (with its dynamic-security plugin and mosquitto_ctrl) carries the demo's city
+# sensors; installed once if missing. `demo serve` runs its own broker on MQTT_URL's port (1884);
+# without Mosquitto the demo runs without the sensors.
+mosquitto:
+	@(command -v mosquitto || test -x /usr/sbin/mosquitto) >/dev/null && command -v mosquitto_ctrl >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients >/dev/null) || echo "Mosquitto could not be installed: the demo runs without city sensors."
+
 # Debian's Chromium drives the browser tests; installed once if missing.
 chromium:
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
-test: install-dev chromium
+test: install-dev chromium mosquitto
 	$(BIN)/pytest
 
 lint: install-dev

@@ -130,6 +130,7 @@ def _mount() -> None:
     api.add_router("/notifications", notify_router)
     api.add_router("/consent", "civicore.consent.api.router")
     api.add_router("/exchange", "civicore.identity.exchange_api.router")
+    api.add_router("/sensors", "civicore.sensors.api.router")
 
 
 _mount()

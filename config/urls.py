@@ -37,6 +37,8 @@ urlpatterns = [
     path("", include("civicore.reports.urls")),  # /report/, /my-reports/, /office/reports/, /reports/map/
     path("", include("civicore.routing.urls")),  # /office/routing/, /ai/models/
     path("", include("civicore.reports.urls_public")),  # /reports/map/, the public map and its feed
+    path("", include("civicore.sensors.urls")),  # /office/sensors/
+    path("", include("civicore.sensors.urls_public")),  # /environment/
     path("open311/v2/", include("civicore.open311.urls")),  # Open311 GeoReport v2
     path("", include("civicore.portal.urls")),
 ]

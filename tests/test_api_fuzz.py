@@ -83,6 +83,8 @@ CONFIG = schemathesis.Config.from_dict(
 SCHEMA = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", APP, config=CONFIG)
 # Signed requests of agency systems are compact JWS strings: sent as they are.
 schemathesis.serializer.alias("application/jose", "text/plain")
+# Devices' SenML in CBOR (civicore.sensors) is binary: sent as the bytes generated.
+schemathesis.serializer.alias("application/senml+cbor", "application/octet-stream")
 
 
 @WSGI_TRANSPORT.serializer("multipart/form-data")

@@ -64,6 +64,8 @@ OTHER_AGENCY = "other_agency"  # officer of another agency holding every role th
 AGENCY_ADMIN = "agency_admin"  # officer of `agency`, role agency_admin only
 REPORT_HANDLER = "report_handler"  # officer of `agency`, role report_handler (its problem reports)
 REPORT_TRIAGER = "report_triager"  # officer of a third agency, role report_triager (routes any report)
+SENSOR_OPERATOR = "sensor_operator"  # officer of `agency`, role sensor_operator (watch, alarms, commands)
+SENSOR_ENGINEER = "sensor_engineer"  # officer of `agency`, role sensor_engineer (also devices and rules)
 
 ROLES = (
     ANONYMOUS,
@@ -77,6 +79,8 @@ ROLES = (
     AGENCY_ADMIN,
     REPORT_HANDLER,
     REPORT_TRIAGER,
+    SENSOR_OPERATOR,
+    SENSOR_ENGINEER,
 )
 BUSINESS = frozenset({BUSINESS_FILE, BUSINESS_VIEW, BUSINESS_ADMIN})
 
@@ -191,10 +195,13 @@ def build_world() -> World:
                 "identity_verifier",
                 "report_handler",
                 "ai_steward",
+                "sensor_engineer",
             ),
         ),
         REPORT_HANDLER: make_officer(agency, roles=("report_handler",)),
         REPORT_TRIAGER: make_officer(AgencyFactory(), roles=("report_triager",)),
+        SENSOR_OPERATOR: make_officer(agency, roles=("sensor_operator",)),
+        SENSOR_ENGINEER: make_officer(agency, roles=("sensor_engineer",)),
     }
     system, _key = make_system(agency=agency)
     users: dict[str, Any] = {ANONYMOUS: None}
@@ -331,6 +338,57 @@ def _reg(w: World, **more: Any) -> dict[str, Any]:
 
 def _upload(w: World) -> dict[str, Any]:
     return {"requirement": "birth-certificate", "file": pdf_upload()}
+
+
+def _sensor_device(w: World) -> Any:
+    """A provisioned device of `agency` (its token is nobody's role)."""
+    if "sensor_device" not in w.extra:
+        from civicore.sensors.tests.factories import make_provisioned_device, soil_moisture_type
+
+        w.extra["sensor_device"] = make_provisioned_device(soil_moisture_type(agency=w.agency))[0]
+    return w.extra["sensor_device"]
+
+
+SENSOR_WATCHERS = only(SENSOR_OPERATOR, SENSOR_ENGINEER)  # sensor.operate in `agency`
+SENSOR_LISTS = SENSOR_WATCHERS | {OTHER_AGENCY}  # lists: each sees their own agency's
+
+
+def _sensor_alarm(w: World) -> Any:
+    """An active alarm on the sensor device."""
+    if "sensor_alarm" not in w.extra:
+        from civicore.sensors.models import Alarm
+
+        w.extra["sensor_alarm"] = Alarm.objects.create(
+            device=_sensor_device(w), agency=w.agency, message="Đất khô"
+        )
+    return w.extra["sensor_alarm"]
+
+
+def _sensor_rule(w: World) -> Any:
+    """A rule of `agency` on the sensor device's type."""
+    if "sensor_rule" not in w.extra:
+        from civicore.sensors.rules import rule_save
+
+        definition = {
+            "target": {"device_type": _sensor_device(w).device_type.code},
+            "when": {"threshold": {"quantity": "soil_moisture", "op": "below", "value": 20}},
+            "on_fire": [{"alarm": {"message": "Đất khô"}}],
+        }
+        version = rule_save(
+            rule_or_none=None, agency=w.agency, code="dry", name="Đất khô", definition=definition
+        )
+        w.extra["sensor_rule"] = version.rule
+    return w.extra["sensor_rule"]
+
+
+def _sensor_registration(w: World) -> dict[str, Any]:
+    return {
+        "device_id": "matrix-new-device",
+        "name": "Thiết bị mới",
+        "device_type": _sensor_device(w).device_type.code,
+        "latitude": "21.03",
+        "longitude": "105.85",
+    }
 
 
 ROWS: list[Row] = [
@@ -734,6 +792,97 @@ ROWS: list[Row] = [
         params=lambda w: _office_report(w, action="start"),
         note="work on the report: its agency's handlers only",
     ),
+    # --- city sensors: back office for sensor.operate / sensor.manage, one public page --------------
+    Row("GET", "environment/", EVERYONE, note="aggregates only, no login"),
+    Row("GET", "office/sensors/", SENSOR_LISTS),
+    Row("GET", "office/sensors/add/device/", only(SENSOR_ENGINEER, OTHER_AGENCY), note="sensor.manage"),
+    Row(
+        "POST",
+        "office/sensors/add/device/",
+        only(SENSOR_ENGINEER, OTHER_AGENCY),
+        data=_sensor_registration,
+        note="sensor.manage; another agency's device type is a form error (422)",
+    ),
+    Row("GET", "office/sensors/add/device-type/", only(SENSOR_ENGINEER, OTHER_AGENCY)),
+    Row(
+        "POST",
+        "office/sensors/add/device-type/",
+        only(SENSOR_ENGINEER, OTHER_AGENCY),
+        data=lambda w: {"code": "matrix-type", "name_vi": "Loại", "role": "sensor", "quantities": "[]"},
+        note="sensor.manage; no quantities is a form error (422)",
+    ),
+    Row("GET", "office/sensors/add/rule/", only(SENSOR_ENGINEER, OTHER_AGENCY)),
+    Row(
+        "POST",
+        "office/sensors/add/rule/",
+        only(SENSOR_ENGINEER, OTHER_AGENCY),
+        data=lambda w: {"code": "matrix-rule", "name": "R", "definition": "{}"},
+        note="sensor.manage; an empty definition is a form error (422)",
+    ),
+    Row(
+        "GET",
+        "office/sensors/devices/<slug:device_id>/",
+        SENSOR_WATCHERS,
+        params=lambda w: {"device_id": _sensor_device(w).device_id},
+    ),
+    Row(
+        "GET",
+        "office/sensors/devices/<slug:device_id>/charts/",
+        SENSOR_WATCHERS,
+        params=lambda w: {"device_id": _sensor_device(w).device_id},
+    ),
+    Row(
+        "POST",
+        "office/sensors/devices/<slug:device_id>/command/",
+        SENSOR_WATCHERS,
+        params=lambda w: {"device_id": _sensor_device(w).device_id},
+        data=lambda w: {"name": "open", "params": "{}"},
+        note="sensor.operate; a sensor takes no commands, a form error (422)",
+    ),
+    Row(
+        "POST",
+        "office/sensors/devices/<slug:device_id>/credentials/<slug:action>/",
+        only(SENSOR_ENGINEER),
+        params=lambda w: {"device_id": _sensor_device(w).device_id, "action": "rotate"},
+        note="sensor.manage in the device's agency",
+    ),
+    Row("GET", "office/sensors/alarms/", SENSOR_LISTS),
+    Row(
+        "POST",
+        "office/sensors/alarms/<int:alarm_id>/<slug:action>/",
+        SENSOR_WATCHERS,
+        params=lambda w: {"alarm_id": _sensor_alarm(w).pk, "action": "acknowledge"},
+        data=lambda w: {"note": "Đã xem"},
+    ),
+    Row("GET", "office/sensors/commands/", SENSOR_LISTS),
+    Row("GET", "office/sensors/rejections/", SENSOR_LISTS),
+    Row("GET", "office/sensors/rules/", SENSOR_LISTS),
+    Row(
+        "GET",
+        "office/sensors/rules/<slug:code>/",
+        SENSOR_WATCHERS,
+        params=lambda w: {"code": _sensor_rule(w).code},
+    ),
+    Row(
+        "GET",
+        "office/sensors/rules/<slug:code>/edit/",
+        only(SENSOR_ENGINEER),
+        params=lambda w: {"code": _sensor_rule(w).code},
+    ),
+    Row(
+        "POST",
+        "office/sensors/rules/<slug:code>/edit/",
+        only(SENSOR_ENGINEER),
+        params=lambda w: {"code": _sensor_rule(w).code},
+        data=lambda w: {"name": "R", "definition": "[]"},
+        note="sensor.manage in the rule's agency; a bad definition is a form error (422)",
+    ),
+    Row(
+        "POST",
+        "office/sensors/rules/<slug:code>/<slug:action>/",
+        only(SENSOR_ENGINEER),
+        params=lambda w: {"code": _sensor_rule(w).code, "action": "disable"},
+    ),
     # --- back office: cases ------------------------------------------------------------------------
     Row("GET", "office/", CASE_OFFICERS | {OTHER_AGENCY}, note="case.view; each sees their own agency's"),
     Row("GET", "office/cases/<int:case_id>/", CASE_OFFICERS, params=lambda w: {"case_id": w.case.pk}),
@@ -965,6 +1114,36 @@ ROWS: list[Row] = [
         body=lambda w: "a.b.c",
         content_type="application/jose",
         note="requests signed by an agency system only",
+    ),
+    Row("GET", "/api/v1/sensors/devices", SENSOR_LISTS, note="sensor.operate; each sees their own agency's"),
+    Row(
+        "GET",
+        "/api/v1/sensors/devices/{device_id}/series",
+        SENSOR_WATCHERS,
+        path=lambda w: f"/api/v1/sensors/devices/{_sensor_device(w).device_id}/series?quantity=soil_moisture",
+    ),
+    Row(
+        "GET",
+        "/api/v1/sensors/groups/{group}/series",
+        SENSOR_WATCHERS,
+        path=lambda w: f"/api/v1/sensors/groups/{_sensor_device(w).group}/series?quantity=soil_moisture",
+        note="another agency has no device in the group: 404",
+    ),
+    Row(
+        "GET",
+        "/api/v1/sensors/area/series",
+        SENSOR_LISTS,
+        path=lambda w: "/api/v1/sensors/area/series?bbox=20,105,22,107&quantity=soil_moisture",
+        note="each sees their own agency's devices in the box",
+    ),
+    Row(
+        "POST",
+        "/api/v1/sensors/devices/{device_id}/senml",
+        NOBODY,
+        params=lambda w: {"device_id": _sensor_device(w).device_id},
+        body=lambda w: [{"n": "soil_moisture", "u": "%", "v": 30.0}],
+        content_type="application/senml+json",
+        note="a device's own token only (no session, no API token)",
     ),
 ]
 

@@ -248,6 +248,22 @@ def _reports() -> list[DemoLogin]:
     ]
 
 
+def _sensors() -> list[DemoLogin]:
+    """City sensors: device types, devices in two parks and four districts, the irrigation and
+    silent-device rules, and a sensor engineer (civicore.sensors.demo)."""
+    from civicore.sensors import demo as sensors_demo
+
+    def make_user(email: str, name: str) -> User:
+        user = _user(email, name)
+        _totp(user, OFFICER_SECRET)
+        return user
+
+    return [
+        DemoLogin(role, email, DEMO_PASSWORD, OFFICER_SECRET, name)
+        for role, email, name in sensors_demo.load(make_user=make_user)
+    ]
+
+
 def _totp(user: User, secret: str) -> None:
     Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).delete()
     TOTP.activate(user, secret)
@@ -330,6 +346,7 @@ def load() -> list[DemoLogin]:
     logins.extend(_agency_admin())
     logins.extend(_business())
     logins.extend(_reports())
+    logins.extend(_sensors())
 
     admin = _user("admin@demo.civicore.invalid", "Quản trị viên", staff=True)
     admin.is_superuser = True

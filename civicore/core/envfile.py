@@ -1,7 +1,9 @@
 """Create the local secrets file for a single-machine install (run before Django starts).
 
 `python -m civicore.core.envfile var/secrets.env` writes fresh random secrets once and never
-overwrites them: losing FIELD_ENCRYPTION_KEYS makes encrypted personal data unreadable.
+overwrites them: losing FIELD_ENCRYPTION_KEYS makes encrypted personal data unreadable. Settings
+added by a later release (the city sensors' broker) are appended to an existing file; what is
+there already, even an empty value, is kept as it is.
 """
 
 from __future__ import annotations
@@ -12,10 +14,29 @@ import secrets
 import sys
 from pathlib import Path
 
+SENSORS_COMMENT = "# City sensors: the demo's own Mosquitto and the admin of its dynamic-security plugin."
+
+
+def _sensor_settings() -> dict[str, str]:
+    # Port 1884: a system Mosquitto (Debian starts one when it is installed) holds 1883.
+    return {"MQTT_URL": "mqtt://127.0.0.1:1884", "MQTT_ADMIN_PASSWORD": secrets.token_urlsafe(32)}
+
+
+def _append_missing(target: Path) -> None:
+    text = target.read_text()
+    present = {line.removeprefix("export ").split("=", 1)[0].strip() for line in text.splitlines()}
+    missing = {name: value for name, value in _sensor_settings().items() if name not in present}
+    if not missing:
+        return
+    lines = [SENSORS_COMMENT, *(f"{name}={value}" for name, value in missing.items())]
+    with target.open("a") as handle:
+        handle.write(("" if text.endswith("\n") or not text else "\n") + "\n".join(lines) + "\n")
+
 
 def main(path: str) -> None:
     target = Path(path)
     if target.exists():
+        _append_missing(target)
         return
     target.parent.mkdir(parents=True, exist_ok=True)
     key = base64.b64encode(os.urandom(32)).decode()
@@ -26,6 +47,8 @@ def main(path: str) -> None:
         f"LOOKUP_HASH_KEY={secrets.token_urlsafe(32)}",
         "# Seals `civicore backup` files. Keep a copy away from the backups, or they cannot be read.",
         f"BACKUP_ENCRYPTION_KEY={base64.b64encode(os.urandom(32)).decode()}",
+        SENSORS_COMMENT,
+        *(f"{name}={value}" for name, value in _sensor_settings().items()),
     ]
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:

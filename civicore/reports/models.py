@@ -76,6 +76,7 @@ class Report(models.Model):
     class Source(models.TextChoices):
         WEB = "web", _("Web")
         OPEN311 = "open311", _("Open311")
+        SENSOR = "sensor", _("City sensor")
 
     OPEN_STATUSES = (Status.TRIAGE, Status.OPEN, Status.IN_PROGRESS)
 

@@ -546,6 +546,48 @@ def report_file(
     return report
 
 
+SENSOR_REPORT_SLA_DAYS = 3
+
+
+def report_open_for_device(
+    *, agency: Any, latitude: float, longitude: float, description: str, language: str = "vi"
+) -> Report:
+    """A problem a city sensor found (a silent sensor, a valve that does not answer), filed
+    straight into `agency`'s inbox: no reporter, no routing model, no rate limit. The device is
+    the agency's own, so its place is taken as given (checked only to lie on the globe)."""
+    description = clean_description(description)
+    try:
+        lat, lon = float(latitude), float(longitude)
+    except (TypeError, ValueError) as exc:
+        raise _invalid("location", _("These coordinates are not valid."), "location_invalid") from exc
+    if lat != lat or lon != lon or not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise _invalid("location", _("These coordinates are not valid."), "location_invalid")
+    language = "en" if str(language or "").startswith("en") else "vi"
+    with transaction.atomic():
+        report = Report(
+            reporter=None,
+            description=description,
+            language=language,
+            latitude=lat,
+            longitude=lon,
+            source=Report.Source.SENSOR,
+            agency=agency,
+            status=Report.Status.OPEN,
+            due_at=add_working_days(timezone.now(), SENSOR_REPORT_SLA_DAYS),
+        )
+        _new_reference_row(report)
+        _event(report, ReportEvent.Kind.FILED)
+        _event(report, ReportEvent.Kind.ROUTED)
+        audit.record(
+            actor=None,
+            action="report.file",
+            subject=report,
+            agency=agency,
+            details={"reference": report.reference, "status": report.status, "source": Report.Source.SENSOR},
+        )
+    return report
+
+
 def _notify_agency(report: Report, subject: str, body: str = "") -> None:
     """Tell the officers who handle the report's agency's inbox."""
     from civicore.notify.services import notification_send

@@ -18,13 +18,11 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 from django.conf import settings
 from django.db import close_old_connections
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from civicore.sensors import pipeline
 
@@ -33,7 +31,6 @@ logger = logging.getLogger(__name__)
 TOPIC_PREFIX = "civicore/v1/devices/"
 SENML_FILTER = "civicore/v1/devices/+/senml"
 ACKS_FILTER = "civicore/v1/devices/+/acks"
-SESSION_EXPIRY_S = 7 * 24 * 3600
 TICK_SECONDS = 1.0
 
 
@@ -47,15 +44,13 @@ class BrokerAddress:
 
 
 def broker_address(url: str | None = None) -> BrokerAddress:
-    """Where the broker is and who the platform is there: MQTT_URL, with the platform's credentials
-    from the URL or else MQTT_PLATFORM_USERNAME/PASSWORD, falling back to the admin's."""
+    """Where the broker is (MQTT_URL) and who the platform is there (broker.platform_credentials)."""
+    from civicore.sensors.broker import platform_credentials
+
     parts = urlsplit(url or settings.MQTT_URL)
     if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
         raise ValueError("MQTT_URL must look like mqtt://host:1883 or mqtts://host:8883")
-    username = unquote(parts.username or "") or os.environ.get("MQTT_PLATFORM_USERNAME", "")
-    password = unquote(parts.password or "") or os.environ.get("MQTT_PLATFORM_PASSWORD", "")
-    if not username:
-        username, password = settings.MQTT_ADMIN_USERNAME, settings.MQTT_ADMIN_PASSWORD
+    username, password = platform_credentials(url or settings.MQTT_URL)
     tls = parts.scheme == "mqtts"
     return BrokerAddress(parts.hostname, parts.port or (8883 if tls else 1883), username, password, tls)
 
@@ -96,7 +91,10 @@ class IngestProcess:
         self.client = mqtt.Client(
             callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
-            protocol=mqtt.MQTTv5,
+            # MQTT 3.1.1: a v5 client builds a properties object for every message received,
+            # which costs more than the rest of paho's work on it.
+            protocol=mqtt.MQTTv311,
+            clean_session=False,
             manual_ack=True,
         )
         self.client.username_pw_set(address.username, address.password)
@@ -137,12 +135,9 @@ class IngestProcess:
     # -- this thread ----------------------------------------------------------------------------
 
     def start(self) -> None:
-        properties = Properties(PacketTypes.CONNECT)
-        properties.SessionExpiryInterval = SESSION_EXPIRY_S
-        properties.ReceiveMaximum = 65535
-        self.client.connect_async(
-            self.address.host, self.address.port, keepalive=30, clean_start=False, properties=properties
-        )
+        # A persistent session (clean_session false): what arrives while this process is away,
+        # or was delivered and not yet acknowledged, is delivered when it reconnects.
+        self.client.connect_async(self.address.host, self.address.port, keepalive=30)
         self.client.loop_start()
 
     def _take(self) -> list[Any]:
@@ -169,9 +164,30 @@ class IngestProcess:
             self.ingestor.flush(now=now)
         for device_id, payload in acks:
             pipeline.handle_ack(device_id, payload, now=now)
-        for message in messages:
-            if message.qos:
-                self.client.ack(message.mid, message.qos)
+        self._acknowledge(messages)
+
+    def _acknowledge(self, messages: list[Any]) -> None:
+        """PUBACK every message of a stored batch.
+
+        paho wakes its network thread once per queued packet (a byte on an internal socket
+        pair); for thousands of acknowledgements that costs more than storing the readings. The
+        wake-up is held back while the batch's acknowledgements are queued, then sent once.
+        """
+        client = self.client
+        wake = getattr(client, "_sockpairW", None)
+        if wake is not None:
+            client._sockpairW = None
+        try:
+            for message in messages:
+                if message.qos:
+                    client.ack(message.mid, message.qos)
+        finally:
+            if wake is not None and client._sockpairW is None:
+                client._sockpairW = wake
+                try:
+                    wake.send(b"\0")
+                except OSError:
+                    pass
 
     def run(self, *, seconds: float | None = None) -> None:
         """Ingest until stopped (or for `seconds`)."""

@@ -177,6 +177,7 @@ class Ingestor:
         quantities = info.quantities
         batch = self.batch
         added = 0
+        names: dict[str, tuple[str, bool]] = {}
         for record in records:
             if record.problem:
                 reason, detail = (
@@ -184,7 +185,10 @@ class Ingestor:
                     record.problem,
                 )
             else:
-                quantity, owned = senml.split_name(record.name, device_id)
+                named = names.get(record.name)
+                if named is None:
+                    named = names[record.name] = senml.split_name(record.name, device_id)
+                quantity, owned = named
                 spec = quantities.get(quantity)
                 if not owned:
                     reason, detail = Reason.WRONG_TOPIC, f"{record.name!r} names another device"

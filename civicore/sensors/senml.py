@@ -10,8 +10,7 @@ booleans (vb, as 1 or 0) are readings here; a string or data value is refused fo
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import cbor2
 import orjson
@@ -20,6 +19,8 @@ import orjson
 _CBOR_LABELS = {-1: "bver", -2: "bn", -3: "bt", -4: "bu", -5: "bv", -6: "bs", 0: "n", 1: "u", 2: "v"}
 _CBOR_LABELS |= {3: "vs", 4: "vb", 5: "s", 6: "t", 7: "ut", 8: "vd"}
 RELATIVE_TIME_LIMIT = 2**28
+_PLAIN_KEYS = frozenset({"n", "v", "t", "u"})
+_NUMBER_TYPES = (int, float)
 MAX_RECORDS = 10_000
 MAX_NAME = 200
 
@@ -32,8 +33,7 @@ class SenMLError(ValueError):
         self.detail = detail
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
+class Record(NamedTuple):
     """One resolved record: full name, unit ("" when none), numeric value or None, epoch time."""
 
     name: str
@@ -81,7 +81,29 @@ def resolve(pack: list[Any], *, now: float) -> list[Record]:
     base_value = 0.0
     base_sum = 0.0
     records: list[Record] = []
+    append = records.append
+    isfinite = math.isfinite
     for raw in pack:
+        # The common record (name, value, time, unit; no base fields) takes a short path.
+        if type(raw) is dict and raw.keys() <= _PLAIN_KEYS:
+            name = raw.get("n", "")
+            value: Any = raw.get("v")
+            offset: Any = raw.get("t", 0.0)
+            unit = raw.get("u", base_unit)
+            if (
+                type(name) is str
+                and type(value) in _NUMBER_TYPES
+                and type(offset) in _NUMBER_TYPES
+                and type(unit) is str
+                and isfinite(value)
+                and isfinite(offset)
+                and len(base_name) + len(name) <= MAX_NAME
+            ):
+                when = base_time + offset
+                if when < RELATIVE_TIME_LIMIT:
+                    when += now
+                append(Record(base_name + name, unit, base_value + value, when, ""))
+                continue
         if isinstance(raw, dict) and raw and all(isinstance(key, int) for key in raw):
             raw = {_CBOR_LABELS.get(key, str(key)): value for key, value in raw.items()}
         if not isinstance(raw, dict):
@@ -135,7 +157,6 @@ def resolve(pack: list[Any], *, now: float) -> list[Record]:
         when = base_time + offset_number
         if when < RELATIVE_TIME_LIMIT:
             when = now + when
-        value: float | None
         if "v" in raw:
             number = _number(raw["v"])
             value = None if number is None else base_value + number

@@ -91,7 +91,7 @@ _PG_STORE = """
 WITH ins AS (
     INSERT INTO sensors_reading (device_id, quantity, time, value)
     SELECT d, q, to_timestamp(t), v
-    FROM unnest(%s::bigint[], %s::text[], %s::float8[], %s::float8[]) AS u(d, q, t, v)
+    FROM unnest(%b::bigint[], %b::text[], %b::float8[], %b::float8[]) AS u(d, q, t, v)
     ON CONFLICT DO NOTHING
     RETURNING device_id, quantity, time, value
 ), roll AS (
@@ -115,7 +115,7 @@ WITH ins AS (
         last_seen_at = CASE WHEN u.seen > 0 THEN greatest(dv.last_seen_at, to_timestamp(u.seen))
                             ELSE dv.last_seen_at END,
         last_values = dv.last_values || u.vals::jsonb
-    FROM unnest(%s::bigint[], %s::int[], %s::float8[], %s::text[]) AS u(id, rej, seen, vals)
+    FROM unnest(%b::bigint[], %b::int[], %b::float8[], %b::text[]) AS u(id, rej, seen, vals)
     LEFT JOIN counted ON counted.device_id = u.id
     WHERE dv.id = u.id
     RETURNING 1
@@ -169,7 +169,12 @@ def _store_postgresql(batch: Batch) -> int:
     )
     ids = list(batch.deltas)
     deltas = [batch.deltas[pk] for pk in ids]
-    with connection.cursor() as cursor:
+    connection.ensure_connection()
+    # A server-side binding cursor with the arrays sent in binary: Django's client-side binding
+    # cursor would spell every element out in the SQL text.
+    import psycopg
+
+    with psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(
             _PG_STORE,
             [
@@ -183,8 +188,8 @@ def _store_postgresql(batch: Batch) -> int:
                 [_last_values_json(delta) for delta in deltas],
             ],
         )
-        inserted, _ = cursor.fetchone()
-    return int(inserted)
+        row = cursor.fetchone()
+    return int(row[0]) if row else 0
 
 
 # --- SQLite ------------------------------------------------------------------------------------

@@ -233,6 +233,10 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 MQTT_URL = env_str("MQTT_URL", "")
 MQTT_ADMIN_USERNAME = env_str("MQTT_ADMIN_USERNAME", "civicore-admin")
 MQTT_ADMIN_PASSWORD = env_str("MQTT_ADMIN_PASSWORD", "")
+# The platform's own connections (ingest, commands): a broker client with only the platform role.
+# Without a password the platform connects as the admin, which also holds the platform role.
+MQTT_PLATFORM_USERNAME = env_str("MQTT_PLATFORM_USERNAME", "civicore-platform")
+MQTT_PLATFORM_PASSWORD = env_str("MQTT_PLATFORM_PASSWORD", "")
 SENSOR_BROKER = env_str(
     "SENSOR_BROKER",
     "civicore.sensors.broker.DynsecBroker" if MQTT_URL else "civicore.sensors.broker.InMemoryBroker",

@@ -41,6 +41,10 @@ CSRF_EXEMPT: dict[str, str] = {
         "Agency systems: the body is a JWS signed with the application's registered key "
         "(civicore.registry); no cookie or session is read."
     ),
+    "api/v1/sensors/devices/<device_id>/senml": (
+        "Devices post readings with their own token in the Authorization header "
+        "(civicore.sensors.api.DeviceToken); no cookie or session is read."
+    ),
     "api/v1/credentials/verify": (
         "Checking a document's signature: anonymous, reads no cookie, changes nothing."
     ),
@@ -108,6 +112,16 @@ CSRF_PROTECTED: dict[str, str] = {
     "report/<str:reference>/rate/": "rate the work on a resolved report",
     "office/reports/<int:report_id>/<slug:action>/": "problem report actions (route, assign, resolve, ...)",
     "office/routing/<int:model_id>/activate/": "activate an AI routing model (ai.manage)",
+    "office/sensors/add/device/": "register a sensor device (sensor.manage)",
+    "office/sensors/add/device-type/": "add a device type (sensor.manage)",
+    "office/sensors/add/rule/": "write a new sensor rule (sensor.manage)",
+    "office/sensors/devices/<slug:device_id>/command/": "send a command to a device (sensor.operate)",
+    "office/sensors/devices/<slug:device_id>/credentials/<slug:action>/": (
+        "provision, rotate or revoke a device's credentials (sensor.manage)"
+    ),
+    "office/sensors/alarms/<int:alarm_id>/<slug:action>/": "acknowledge or clear an alarm (sensor.operate)",
+    "office/sensors/rules/<slug:code>/edit/": "save a new version of a sensor rule (sensor.manage)",
+    "office/sensors/rules/<slug:code>/<slug:action>/": "enable or disable a sensor rule (sensor.manage)",
 }
 
 

@@ -61,7 +61,9 @@ def _pack(device_id: str, values: list[float], *, start: float, step: float = 60
 def test_a_pack_is_stored_with_rollups_and_device_counters() -> None:
     device = _device(_soil_type())
     start = float(int(time.time() // 3600 * 3600) - 3600)  # the start of the previous hour
-    result = pipeline.ingest_payload(device, _pack("soil-1", [30.0, 28.0, 26.0, 24.0, 22.0, 20.0], start=start))
+    result = pipeline.ingest_payload(
+        device, _pack("soil-1", [30.0, 28.0, 26.0, 24.0, 22.0, 20.0], start=start)
+    )
     assert (result.accepted, result.duplicates, result.rejected) == (6, 0, [])
     assert Reading.objects.filter(device=device).count() == 6
     hour = Rollup.objects.get(device=device, period="1h", bucket=datetime.fromtimestamp(start, UTC))
@@ -198,7 +200,8 @@ def test_postgresql_keeps_readings_in_daily_partitions_with_a_brin_index() -> No
         )
         partitions = [name for (name,) in cursor.fetchall()]
         cursor.execute(
-            "SELECT am.amname FROM pg_class c JOIN pg_am am ON am.oid = c.relam WHERE c.relname = 'sensors_reading_time'"
+            "SELECT am.amname FROM pg_class c JOIN pg_am am ON am.oid = c.relam "
+            "WHERE c.relname = 'sensors_reading_time'"
         )
         (method,) = cursor.fetchone()
     days = {datetime.fromtimestamp(now - 2 * 86400, UTC), datetime.fromtimestamp(now - 86400, UTC)}
@@ -210,7 +213,9 @@ def test_retention_removes_old_readings_and_rollups() -> None:
     kind = _soil_type(retention_days=2)
     device = _device(kind)
     now = time.time()
-    pipeline.ingest_payload(device, _pack("soil-1", [30.0, 31.0, 32.0], start=now - 1.25 * 86400, step=43200.0))
+    pipeline.ingest_payload(
+        device, _pack("soil-1", [30.0, 31.0, 32.0], start=now - 1.25 * 86400, step=43200.0)
+    )
     later = datetime.fromtimestamp(now + 86400, UTC)
     storage.prune(now=later, type_retention=[(kind.pk, 2)])
     assert sorted(Reading.objects.values_list("value", flat=True)) == [31.0, 32.0]

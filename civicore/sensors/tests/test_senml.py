@@ -39,7 +39,10 @@ def test_base_value_and_sum_are_added() -> None:
 
 
 def test_cbor_pack_uses_integer_labels() -> None:
-    pack = [{-2: "soil-7:", -3: 1799999900, -4: "%", 0: "soil_moisture", 2: 18.25}, {0: "valve_open", 4: True}]
+    pack = [
+        {-2: "soil-7:", -3: 1799999900, -4: "%", 0: "soil_moisture", 2: 18.25},
+        {0: "valve_open", 4: True},
+    ]
     records = _records(cbor2.dumps(pack))
     assert [(r.name, r.unit, r.value) for r in records] == [
         ("soil-7:soil_moisture", "%", 18.25),
