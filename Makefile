@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 ENVFILE := $(CIVICORE_VAR_DIR)/secrets.env
 WITH_ENV := set -a && source $(ENVFILE) && set +a &&
 
-.PHONY: demo install install-dev test lint bench bench-fanout bench-tokens bench-routing soak chromium mosquitto clean
+.PHONY: demo install install-dev test lint bench bench-fanout bench-tokens bench-routing bench-sensors soak chromium mosquitto clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,7 @@ bench: install-dev
 	$(BIN)/python bench/fanout.py
 	$(BIN)/python bench/tokens.py
 	$(BIN)/python bench/routing.py
+	$(BIN)/python bench/sensors.py
 
 bench-fanout: install-dev
 	$(BIN)/python bench/fanout.py
@@ -68,6 +69,10 @@ bench-tokens: install-dev
 # Report routing: training, predictions, and filing reports with AI routing in the request.
 bench-routing: install-dev
 	$(BIN)/python bench/routing.py
+
+# Sensor ingestion through a real Mosquitto beside a raw paho subscriber (needs mosquitto).
+bench-sensors: install-dev mosquitto
+	$(BIN)/python bench/sensors.py
 
 # Ten minutes at half the submission benchmark's rate: errors and memory growth (not in CI).
 soak: install-dev

@@ -18,3 +18,14 @@ def sensors_supervise_commands() -> None:
 @periodic(seconds=15)
 def sensors_check_offline() -> None:
     rules.check_offline(now=timezone.now())
+
+
+@periodic(seconds=3600)
+def sensors_apply_retention() -> None:
+    """Readings past their device type's retention, old rollups and old refusals go (hourly)."""
+    from civicore.sensors import storage
+    from civicore.sensors.models import DeviceType
+
+    storage.prune(
+        now=timezone.now(), type_retention=list(DeviceType.objects.values_list("pk", "retention_days"))
+    )

@@ -223,3 +223,16 @@ def test_retention_removes_old_readings_and_rollups() -> None:
     assert Reading.objects.count() == 0
     assert not Rollup.objects.filter(period__in=["5m", "1h"]).exists()
     assert Rollup.objects.filter(period="1d").exists()
+
+
+def test_the_worker_applies_retention_on_schedule() -> None:
+    from civicore.sensors.tasks import sensors_apply_retention
+
+    kind = _soil_type(retention_days=3)
+    device = _device(kind)
+    now = time.time()
+    pipeline.ingest_payload(device, _pack("soil-1", [30.0], start=now - 1.5 * 86400))
+    assert Reading.objects.count() == 1
+    DeviceType.objects.filter(pk=kind.pk).update(retention_days=1)
+    sensors_apply_retention()
+    assert not Reading.objects.exists()
