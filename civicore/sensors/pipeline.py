@@ -83,6 +83,8 @@ class Ingestor:
 
     def __init__(self) -> None:
         self.devices: dict[str, DeviceInfo] = {}
+        # device pk -> device id, for the readings handed to the rules
+        self.device_ids: dict[int, str] = {}
         self.batch = Batch()
         self.readings_pending: list[tuple[int, str, str, float, float]] = []
         self.stats = {"messages": 0, "accepted": 0, "duplicates": 0, "rejected": 0}
@@ -104,10 +106,14 @@ class Ingestor:
             info = _info(device, now)
             if old is not None:
                 info.tokens, info.refilled_at = old.tokens, old.refilled_at
-            self.devices[device.device_id] = info
+            self.remember(info)
             wanted.discard(device.device_id)
         for device_id in wanted:
             self.devices.pop(device_id, None)
+
+    def remember(self, info: DeviceInfo) -> None:
+        self.devices[info.device_id] = info
+        self.device_ids[info.pk] = info.device_id
 
     def _allow(self, info: DeviceInfo, now: float) -> bool:
         rate = info.rate_per_minute / 60.0
@@ -121,8 +127,17 @@ class Ingestor:
     # -- messages -----------------------------------------------------------------------------
 
     def _reject(
-        self, device_pk: int | None, device_ref: str, reason: str, detail: str, excerpt: bytes = b""
+        self,
+        device_pk: int | None,
+        device_ref: str,
+        reason: str,
+        detail: str,
+        excerpt: bytes = b"",
+        *,
+        result: IngestResult | None = None,
     ) -> None:
+        if result is not None:
+            result.rejected.append((reason, detail))
         key = (device_pk, device_ref, reason)
         row = self._rejections.get(key)
         if row is None:
@@ -146,31 +161,21 @@ class Ingestor:
         self.stats["messages"] += 1
         info = self.devices.get(device_id)
         if info is None or not info.active:
-            self._reject(None, device_id, Reason.UNKNOWN_DEVICE, "no active device with this id", payload)
-            if result is not None:
-                result.rejected.append((Reason.UNKNOWN_DEVICE, "no active device with this id"))
+            detail = "no active device with this id"
+            self._reject(None, device_id, Reason.UNKNOWN_DEVICE, detail, payload, result=result)
             return
         if len(payload) > settings.SENSOR_MAX_PAYLOAD_BYTES:
             detail = f"{len(payload)} bytes, over {settings.SENSOR_MAX_PAYLOAD_BYTES}"
-            self._reject(info.pk, device_id, Reason.TOO_LARGE, detail)
-            if result is not None:
-                result.rejected.append((Reason.TOO_LARGE, detail))
+            self._reject(info.pk, device_id, Reason.TOO_LARGE, detail, result=result)
             return
         if not self._allow(info, now):
-            self._reject(
-                info.pk, device_id, Reason.RATE_LIMITED, f"over {info.rate_per_minute} messages a minute"
-            )
-            if result is not None:
-                result.rejected.append(
-                    (Reason.RATE_LIMITED, f"over {info.rate_per_minute} messages a minute")
-                )
+            detail = f"over {info.rate_per_minute} messages a minute"
+            self._reject(info.pk, device_id, Reason.RATE_LIMITED, detail, result=result)
             return
         try:
             records = senml.resolve(senml.decode(payload), now=now)
         except senml.SenMLError as exc:
-            self._reject(info.pk, device_id, Reason.MALFORMED, exc.detail, payload)
-            if result is not None:
-                result.rejected.append((Reason.MALFORMED, exc.detail))
+            self._reject(info.pk, device_id, Reason.MALFORMED, exc.detail, payload, result=result)
             return
         latest = now + CLOCK_SKEW_S
         oldest = now - info.retention_s
@@ -212,9 +217,7 @@ class Ingestor:
                     batch.add(info.pk, quantity, record.time, record.value)  # type: ignore[arg-type]
                     added += 1
                     continue
-            self._reject(info.pk, device_id, reason, detail)
-            if result is not None:
-                result.rejected.append((reason, detail))
+            self._reject(info.pk, device_id, reason, detail, result=result)
         if added and result is not None:
             result.accepted += added
 
@@ -228,21 +231,19 @@ class Ingestor:
         self.stats["accepted"] += outcome.inserted
         self.stats["duplicates"] += outcome.duplicates
         if batch.devices:
-            _run_rules(batch, self.devices, now=now if now is not None else time.time())
+            _run_rules(batch, self.device_ids, now=now if now is not None else time.time())
         return outcome.inserted, outcome.duplicates
 
 
-def _run_rules(batch: Batch, devices: dict[str, DeviceInfo], *, now: float) -> None:
-    watching = getattr(rules, "watched_quantities", None)
-    watched = watching() if watching is not None else None
-    if watched is not None and not watched:
+def _run_rules(batch: Batch, ids: dict[int, str], *, now: float) -> None:
+    watched = rules.watched_quantities()
+    if not watched:
         return
-    ids = {info.pk: info.device_id for info in devices.values()}
     readings = []
     for device_pk, quantity, when, value in zip(
         batch.devices, batch.quantities, batch.times, batch.values, strict=True
     ):
-        if watched is None or quantity in watched:
+        if quantity in watched:
             readings.append(
                 StoredReading(
                     device_pk, ids.get(device_pk, ""), quantity, datetime.fromtimestamp(when, UTC), value
@@ -265,7 +266,7 @@ def ingest_payload(device: Device, payload: bytes, *, content_type: str | None =
     with _http_lock:
         # The device's allowance in this process carries over from its earlier requests.
         info.tokens, info.refilled_at = _http_buckets.get(device.device_id, (info.tokens, now))
-        ingestor.devices[device.device_id] = info
+        ingestor.remember(info)
         result = IngestResult()
         ingestor.add(device.device_id, payload, now=now, result=result)
         _http_buckets[device.device_id] = (info.tokens, info.refilled_at)
