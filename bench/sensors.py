@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -115,11 +116,15 @@ def loader(port: int, messages: list[tuple[str, bytes]], done: Any) -> None:
     client.connect("127.0.0.1", port)
     client.loop_start()
     started = time.perf_counter()
-    info = None
+    # Message ids wrap at 65,535: wait for the oldest once 30,000 are outstanding, so that an id
+    # is never reused while its first message is still unacknowledged.
+    outstanding: deque[Any] = deque()
     for topic, payload in messages:
-        info = client.publish(topic, payload, qos=1)
-    if info is not None:
-        info.wait_for_publish(timeout=600)
+        outstanding.append(client.publish(topic, payload, qos=1))
+        if len(outstanding) > 30_000:
+            outstanding.popleft().wait_for_publish(timeout=600)
+    while outstanding:
+        outstanding.popleft().wait_for_publish(timeout=600)
     done.put(time.perf_counter() - started)
     client.disconnect()
     client.loop_stop()
