@@ -392,7 +392,7 @@ def _aggregate(info: DeviceInfo, node: GroupAggregate, epoch: float) -> tuple[fl
 class _Context:
     """One rule, one device, one moment: what the condition nodes look at and what they leave."""
 
-    def __init__(self, compiled: Compiled, info: DeviceInfo, state: RuleState, batch: _Batch) -> None:
+    def __init__(self, compiled: Compiled, info: DeviceInfo, state: _State, batch: _Batch) -> None:
         self.compiled = compiled
         self.info = info
         self.state = state
@@ -557,7 +557,7 @@ def _eval_missing(node: Missing, ctx: _Context) -> bool:
 # --- state changes -----------------------------------------------------------------------------
 
 
-def _ensure_row(state: RuleState, at: datetime) -> None:
+def _ensure_row(state: _State, at: datetime) -> None:
     if state.pk is None:
         RuleState.objects.bulk_create(
             [
@@ -578,10 +578,10 @@ def _ensure_row(state: RuleState, at: datetime) -> None:
         )
 
 
-def _claim(state: RuleState, *, active: bool, at: datetime) -> bool:
+def _claim(state: _State, *, active: bool, at: datetime) -> bool:
     """Move the state to active (or back) if nobody else did; False when another process did."""
     _ensure_row(state, at)
-    moved = RuleState.objects.filter(pk=state.pk, active=not active).update(
+    moved = RuleState.objects.filter(pk=state.pk or 0, active=not active).update(
         active=active, pending_since=None, data={}, changed_at=at
     )
     state.active = active
@@ -591,7 +591,7 @@ def _claim(state: RuleState, *, active: bool, at: datetime) -> bool:
     return moved == 1
 
 
-def _save_pending(state: RuleState, at: datetime) -> None:
+def _save_pending(state: _State, at: datetime) -> None:
     since = state.data.get("since") or {}
     starts = [float(value[0]) for value in since.values()]
     state.pending_since = datetime.fromtimestamp(min(starts), UTC) if starts else None
@@ -805,7 +805,7 @@ def _run_actions(actions: Sequence[Action], act: _Act) -> list[dict[str, Any]]:
 def _transition(
     compiled: Compiled,
     info: DeviceInfo,
-    state: RuleState,
+    state: _State,
     batch: _Batch,
     *,
     fire: bool,
@@ -841,9 +841,30 @@ def _transition(
     return firing
 
 
-def _new_state(rule_id: int, device_pk: int) -> RuleState:
+@dataclass(slots=True)
+class _State:
+    """A RuleState row as this batch read it: plain values, since a batch reads one per device
+    and building model instances cost more than the rules themselves."""
+
+    rule_id: int
+    device_id: int
+    active: bool
+    changed_at: datetime
+    data: dict[str, Any]
+    pending_since: datetime | None = None
+    pk: int | None = None
+
+
+_STATE_COLUMNS = ("rule_id", "device_id", "active", "changed_at", "data", "pending_since", "pk")
+
+
+def _load_states(**lookup: Any) -> list[_State]:
+    return [_State(*row) for row in RuleState.objects.filter(**lookup).values_list(*_STATE_COLUMNS)]
+
+
+def _new_state(rule_id: int, device_pk: int) -> _State:
     # Not in the database yet: it reflects no reading so far.
-    return RuleState(rule_id=rule_id, device_id=device_pk, active=False, data={}, changed_at=NEVER)
+    return _State(rule_id=rule_id, device_id=device_pk, active=False, changed_at=NEVER, data={})
 
 
 def evaluate(readings: Sequence[StoredReading], *, now: datetime) -> list[RuleFiring]:
@@ -869,7 +890,7 @@ def evaluate(readings: Sequence[StoredReading], *, now: datetime) -> list[RuleFi
         return []
     states = {
         (state.rule_id, state.device_id): state
-        for state in RuleState.objects.filter(
+        for state in _load_states(
             rule_id__in={rule_id for rule_id, _ in pairs}, device_id__in={pk for _, pk in pairs}
         )
     }
@@ -882,7 +903,7 @@ def evaluate(readings: Sequence[StoredReading], *, now: datetime) -> list[RuleFi
 
 
 def _run_pair(
-    compiled: Compiled, info: DeviceInfo, state: RuleState, items: list[StoredReading], batch: _Batch
+    compiled: Compiled, info: DeviceInfo, state: _State, items: list[StoredReading], batch: _Batch
 ) -> list[RuleFiring]:
     ctx = _Context(compiled, info, state, batch)
     firings = []
@@ -978,9 +999,8 @@ def check_offline(*, now: datetime) -> list[RuleFiring]:
 def _check_device(
     compiled: Compiled, info: DeviceInfo, device: Device, batch: _Batch, now: datetime
 ) -> RuleFiring | None:
-    state = RuleState.objects.filter(rule=compiled.rule, device=device).first() or _new_state(
-        compiled.rule.pk, device.pk
-    )
+    found = _load_states(rule=compiled.rule, device=device)
+    state = found[0] if found else _new_state(compiled.rule.pk, device.pk)
     ctx = _Context(compiled, info, state, batch)
     ctx.moment = now.timestamp()
     holds = _holds(compiled.definition.when, ctx)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class StoredReading:
-    """A reading as stored: the device's primary key and public id, quantity, time and value."""
+class StoredReading(NamedTuple):
+    """A reading as stored: the device's primary key and public id, quantity, time and value.
+
+    A named tuple: the ingest path makes one for every reading a rule watches.
+    """
 
     device_pk: int
     device_id: str
