@@ -12,19 +12,22 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import socket
 import ssl
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 
 from civicore.sensors import pipeline
+from civicore.sensors.storage import Batch
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +58,20 @@ def broker_address(url: str | None = None) -> BrokerAddress:
     return BrokerAddress(parts.hostname, parts.port or (8883 if tls else 1883), username, password, tls)
 
 
+@dataclass(frozen=True, slots=True)
+class _Work:
+    """A checked batch on its way to storage, with the messages to acknowledge once stored."""
+
+    batch: Batch
+    messages: list[Any]
+    acks: list[tuple[str, bytes]]
+    now: float
+
+
+# Handed to the storage thread's loop when nothing arrived for a tick: run the periodic work.
+_IDLE = _Work(Batch(), [], [], 0.0)
+
+
 def split_topic(topic: str) -> tuple[str, str] | None:
     """(device id, kind) for civicore/v1/devices/{id}/{senml|acks}; None for anything else."""
     if not topic.startswith(TOPIC_PREFIX):
@@ -77,6 +94,7 @@ class IngestProcess:
         group: str | None = None,
         batch_max: int | None = None,
         batch_ms: int | None = None,
+        pipelined: bool | None = None,
     ) -> None:
         self.address = address
         self.client_id = client_id or f"civicore-ingest-{socket.gethostname()}-{os.getpid()}"
@@ -84,6 +102,12 @@ class IngestProcess:
         self.batch_max = batch_max or settings.SENSOR_BATCH_MAX
         self.batch_seconds = (batch_ms if batch_ms is not None else settings.SENSOR_BATCH_MS) / 1000.0
         self.ingestor = pipeline.Ingestor()
+        # Checking messages and storing batches overlap on PostgreSQL (its own connection per
+        # thread); SQLite, one writer at a time, does both on one thread.
+        self.pipelined = connection.vendor == "postgresql" if pipelined is None else pipelined
+        self._storer: threading.Thread | None = None
+        self._handoff: queue.Queue[_Work | None] = queue.Queue(maxsize=1)
+        self._next_tick = 0.0
         self.stop_event = threading.Event()
         self.connected = threading.Event()
         self._queue: list[Any] = []
@@ -148,23 +172,100 @@ class IngestProcess:
         return taken
 
     def process(self, messages: list[Any]) -> None:
-        """Store one batch of messages, then acknowledge them to the broker."""
+        """Check messages, then store them and acknowledge them to the broker, in batches of at
+        most `batch_max` readings.
+
+        Pipelined, the storing happens on the storage thread while this one checks the next
+        batch: one batch at most waits for it, so memory stays bounded and readings keep their
+        order.
+        """
+        for work in self._prepare(messages):
+            if self._storer is None:
+                self._commit(work)
+                continue
+            while True:
+                try:
+                    self._handoff.put(work, timeout=TICK_SECONDS)
+                    break
+                except queue.Full:
+                    if not self._storer.is_alive():
+                        raise RuntimeError("the storage thread has stopped") from None
+
+    def _prepare(self, messages: list[Any]) -> Iterator[_Work]:
         now = time.time()
-        readings: list[tuple[str, bytes]] = []
+        readings: list[tuple[str, bytes, Any]] = []
         acks: list[tuple[str, bytes]] = []
+        others: list[Any] = []
         for message in messages:
             where = split_topic(message.topic)
             if where is None:
-                continue
-            (readings if where[1] == "senml" else acks).append((where[0], message.payload))
+                others.append(message)
+            elif where[1] == "senml":
+                readings.append((where[0], message.payload, message))
+            else:
+                acks.append((where[0], message.payload))
+                others.append(message)
+        ingestor = self.ingestor
         if readings:
-            self.ingestor.prefetch([device_id for device_id, _ in readings], now=now)
-            for device_id, payload in readings:
-                self.ingestor.add(device_id, payload, now=now)
-            self.ingestor.flush(now=now)
-        for device_id, payload in acks:
-            pipeline.handle_ack(device_id, payload, now=now)
-        self._acknowledge(messages)
+            try:
+                ingestor.prefetch([device_id for device_id, _, _ in readings], now=now)
+            except Exception:
+                ingestor.discard()
+                raise
+        # Acknowledgements from devices and stray messages go with the first batch.
+        done = others
+        for device_id, payload, message in readings:
+            try:
+                ingestor.add(device_id, payload, now=now)
+            except Exception:
+                ingestor.discard()
+                raise
+            done.append(message)
+            if len(ingestor.batch) >= self.batch_max:
+                yield _Work(ingestor.take(), done, acks, now)
+                done, acks = [], []
+        if done or acks:
+            yield _Work(ingestor.take(), done, acks, now)
+
+    def _commit(self, work: _Work) -> None:
+        self.ingestor.commit(work.batch, now=work.now)
+        for device_id, payload in work.acks:
+            pipeline.handle_ack(device_id, payload, now=work.now)
+        self._acknowledge(work.messages)
+        self._tick()
+
+    def _tick(self) -> None:
+        if time.monotonic() >= self._next_tick:
+            self._next_tick = time.monotonic() + TICK_SECONDS
+            pipeline.tick(now=time.time())
+
+    def _store_loop(self) -> None:
+        """The storage thread: commits what `process` hands over, in order, retrying failures."""
+        try:
+            while True:
+                try:
+                    work = self._handoff.get(timeout=TICK_SECONDS)
+                except queue.Empty:
+                    work = _IDLE
+                if work is None:
+                    return
+                while True:
+                    try:
+                        if work is _IDLE:
+                            self._tick()
+                        else:
+                            self._commit(work)
+                        break
+                    except Exception:
+                        # Keep the batch: it is acknowledged only once it is stored.
+                        logger.exception(
+                            "storing a batch of %d messages failed; retrying", len(work.messages)
+                        )
+                        close_old_connections()
+                        if self.stop_event.wait(1.0):
+                            return
+        finally:
+            connection.close()
 
     def _acknowledge(self, messages: list[Any]) -> None:
         """PUBACK every message of a stored batch.
@@ -191,9 +292,11 @@ class IngestProcess:
 
     def run(self, *, seconds: float | None = None) -> None:
         """Ingest until stopped (or for `seconds`)."""
+        if self.pipelined:
+            self._storer = threading.Thread(target=self._store_loop, name="ingest-store", daemon=True)
+            self._storer.start()
         self.start()
         deadline = time.monotonic() + seconds if seconds else None
-        next_tick = 0.0
         pending: list[Any] = []
         try:
             while not self.stop_event.is_set():
@@ -205,19 +308,30 @@ class IngestProcess:
                     if pending:
                         self.process(pending)
                         pending = []
-                    if time.monotonic() >= next_tick:
-                        next_tick = time.monotonic() + TICK_SECONDS
-                        pipeline.tick(now=time.time())
+                    elif self._storer is None:
+                        self._tick()
                 except Exception:
                     # Keep the batch: it is acknowledged to the broker only once it is stored.
                     logger.exception("ingest batch of %d messages failed; retrying", len(pending))
-                    self.ingestor = pipeline.Ingestor()
                     close_old_connections()
                     time.sleep(1.0)
             if pending:
                 self.process(pending)
         finally:
+            self._finish_storing()
             self.stop()
+
+    def _finish_storing(self) -> None:
+        storer, self._storer = self._storer, None
+        if storer is None:
+            return
+        while storer.is_alive():
+            try:
+                self._handoff.put(None, timeout=TICK_SECONDS)
+                break
+            except queue.Full:
+                continue
+        storer.join()
 
     def stop(self) -> None:
         self.stop_event.set()

@@ -221,10 +221,26 @@ class Ingestor:
         if added and result is not None:
             result.accepted += added
 
-    def flush(self, *, now: float | None = None) -> tuple[int, int]:
-        """Store the batch and run the rules over it; returns (inserted, duplicates)."""
+    def take(self) -> Batch:
+        """The batch built so far; the next message starts a new one."""
         batch, self.batch = self.batch, Batch()
         self._rejections = {}
+        return batch
+
+    def discard(self) -> None:
+        """Forget the batch being built (its messages will be checked again)."""
+        self.take()
+
+    def flush(self, *, now: float | None = None) -> tuple[int, int]:
+        """Store the batch and run the rules over it; returns (inserted, duplicates)."""
+        return self.commit(self.take(), now=now)
+
+    def commit(self, batch: Batch, *, now: float | None = None) -> tuple[int, int]:
+        """Store a batch taken earlier and run the rules over it; returns (inserted, duplicates).
+
+        May run on another thread than the one adding messages: it reads the device id map,
+        which only grows, and touches only the counters of what was stored.
+        """
         if not batch.devices and not batch.deltas and not batch.rejections:
             return 0, 0
         outcome = store(batch)
