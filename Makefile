@@ -70,9 +70,11 @@ bench-tokens: install-dev
 bench-routing: install-dev
 	$(BIN)/python bench/routing.py
 
-# Sensor ingestion through a real Mosquitto beside a raw paho subscriber (needs mosquitto).
+# Sensor ingestion through a real Mosquitto beside a raw paho subscriber (needs mosquitto):
+# one ingest process, then two sharing the subscription.
 bench-sensors: install-dev mosquitto
 	$(BIN)/python bench/sensors.py
+	$(BIN)/python bench/sensors.py --ingest-processes 2
 
 # Ten minutes at half the submission benchmark's rate: errors and memory growth (not in CI).
 soak: install-dev
