@@ -107,6 +107,7 @@ def _semantic_errors(data: dict[str, Any]) -> Iterator[str]:
         codes.add(document["code"])
 
     yield from _workflow_errors(data["workflow"])
+    yield from _fee_errors(data, properties)
 
     for index, item in enumerate(data["result"]["fields"]):
         for placeholder in PLACEHOLDER.findall(item["value"]):
@@ -116,6 +117,43 @@ def _semantic_errors(data: dict[str, Any]) -> Iterator[str]:
             if placeholder.startswith("answers.") and answer in properties:
                 continue
             yield f"result.fields[{index}].value: unknown placeholder '{{{placeholder}}}'"
+
+
+def _fee_errors(data: dict[str, Any], properties: dict[str, Any]) -> Iterator[str]:
+    fee = data["fee"]
+    prefilled = set(data.get("prefill", {}))
+    codes: set[str] = set()
+    parts = [("items", item) for item in fee.get("items", [])]
+    parts += [("exemptions", item) for item in fee.get("exemptions", [])]
+    counters = {"items": 0, "exemptions": 0}
+    for kind, item in parts:
+        where = f"fee.{kind}[{counters[kind]}]"
+        counters[kind] += 1
+        if item["code"] in codes:
+            yield f"{where}.code: '{item['code']}' is used twice"
+        codes.add(item["code"])
+        quantity = item.get("quantity_field")
+        if quantity is not None:
+            if quantity not in properties:
+                yield f"{where}.quantity_field: '{quantity}' is not a form field"
+            elif properties[quantity].get("type") != "integer":
+                yield f"{where}.quantity_field: '{quantity}' must be an integer field"
+        condition = item.get("when")
+        if condition is None:
+            continue
+        field = condition["field"]
+        if field not in properties:
+            yield f"{where}.when.field: '{field}' is not a form field"
+            continue
+        if ("age_below" in condition or "age_at_least" in condition) and properties[field].get(
+            "format"
+        ) != "date":
+            yield f"{where}.when: an age needs a date field, and '{field}' is not one"
+        if kind == "exemptions" and item.get("verified", True) and field not in prefilled:
+            yield (
+                f"{where}.verified: '{field}' is never pre-filled from verified data, so the "
+                "exemption could never apply (list it under prefill, or set verified: false)"
+            )
 
 
 def _widget_errors(where: str, field: dict[str, Any], prop: dict[str, Any]) -> Iterator[str]:

@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "civicore.reports",
     "civicore.open311",
     "civicore.sensors",
+    "civicore.payments",
     "civicore.portal",
 ]
 
@@ -246,6 +247,11 @@ SENSOR_SHARE_GROUP = env_str("SENSOR_SHARE_GROUP", "civicore-ingest")
 SENSOR_BATCH_MAX = env_int("SENSOR_BATCH_MAX", 5000)
 SENSOR_BATCH_MS = env_int("SENSOR_BATCH_MS", 50)
 SENSOR_MAX_PAYLOAD_BYTES = env_int("SENSOR_MAX_PAYLOAD_BYTES", 64 * 1024)
+
+# Payments: how long a VietQR transfer and a gateway payment stay open before they expire (money
+# that arrives later still counts, marked late).
+PAYMENT_VIETQR_TTL_MINUTES = env_int("PAYMENT_VIETQR_TTL_MINUTES", 7 * 24 * 60)
+PAYMENT_GATEWAY_TTL_MINUTES = env_int("PAYMENT_GATEWAY_TTL_MINUTES", 15)
 
 # Personal data at rest: AES-256-GCM keys, newest first, "id:base64key" comma separated.
 FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", [])

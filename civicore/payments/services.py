@@ -1,0 +1,330 @@
+"""Every change to the payments ledger.
+
+A payment moves created -> pending -> paid, or to failed or expired; a paid one to partly
+refunded and refunded. Outside events (gateway callbacks and status answers, bank statement
+lines) are applied by key, under the payment's row lock, so one that arrives twice, late or out
+of order is counted once: a failure after the money arrived changes nothing, money after an
+expiry still counts (and is marked late), money that arrives twice or with another amount waits
+for an officer instead of being counted. Every change is an event and an audit entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from civicore.applications.models import Application
+from civicore.audit import services as audit
+from civicore.core.errors import Conflict, NotFound
+from civicore.identity.models import Person
+from civicore.payments import fees, references
+from civicore.payments.models import Payment, PaymentEvent
+
+Status = Payment.Status
+Source = PaymentEvent.Source
+
+OPEN = (Status.CREATED, Status.PENDING)
+SETTLED = (Status.PAID, Status.PARTIALLY_REFUNDED, Status.REFUNDED)
+# Where a status may go; anything else is recorded as an event that changed nothing.
+_ALLOWED: dict[str, set[str]] = {
+    Status.CREATED: {Status.PENDING, Status.PAID, Status.FAILED, Status.EXPIRED},
+    Status.PENDING: {Status.PAID, Status.FAILED, Status.EXPIRED},
+    Status.FAILED: {Status.PAID},
+    Status.EXPIRED: {Status.PAID},
+    Status.PAID: {Status.PARTIALLY_REFUNDED, Status.REFUNDED},
+    Status.PARTIALLY_REFUNDED: {Status.PARTIALLY_REFUNDED, Status.REFUNDED},
+    Status.REFUNDED: set(),
+}
+
+
+class NotPayable(Conflict):
+    """This application cannot be paid for now."""
+
+    code = "not_payable"
+
+
+class NothingToPay(Conflict):
+    """There is no fee to pay for this application."""
+
+    code = "nothing_to_pay"
+
+
+class AlreadyPaid(Conflict):
+    """The fee for this application has been paid."""
+
+    code = "already_paid"
+
+
+class PaymentNotFound(NotFound):
+    """There is no such payment."""
+
+    code = "payment_not_found"
+
+
+class Outcome(StrEnum):
+    """What applying an outside event did."""
+
+    APPLIED = "applied"  # the payment changed
+    REPEATED = "repeated"  # this event was applied before: nothing more
+    IGNORED = "ignored"  # too late to matter (a failure after the money arrived)
+    MISMATCH = "mismatch"  # amount or currency differs: held for an officer
+    PAID_TWICE = "paid_twice"  # money for a payment already paid: held for an officer
+    UNKNOWN = "unknown"  # no payment has this reference
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    outcome: Outcome
+    payment: Payment | None
+
+
+# Called after commit with each payment that became paid: other apps register here (the
+# application's case, the receipt, the agency's webhooks), so the ledger knows none of them.
+paid_hooks: list[Callable[[Payment], None]] = []
+
+
+def _ttl(method: str) -> timedelta:
+    minutes = (
+        settings.PAYMENT_VIETQR_TTL_MINUTES
+        if method == Payment.Method.VIETQR
+        else settings.PAYMENT_GATEWAY_TTL_MINUTES
+    )
+    return timedelta(minutes=minutes)
+
+
+def application_quote(application: Application, *, today: Any = None) -> fees.FeeQuote:
+    """The fee this application owes, from the definition it was filed under."""
+    day = today or timezone.localdate(application.submitted_at or timezone.now())
+    return fees.quote(
+        application.service_version.definition["fee"],
+        answers=application.answers,
+        verified=set(application.prefill),
+        today=day,
+    )
+
+
+def _record(
+    payment: Payment,
+    *,
+    kind: str,
+    source: str,
+    to_status: str,
+    key: str | None = None,
+    amount: int | None = None,
+    data: dict[str, Any] | None = None,
+    at: datetime | None = None,
+    actor: Any = None,
+) -> PaymentEvent:
+    event = PaymentEvent.objects.create(
+        payment=payment,
+        key=key,
+        source=source,
+        kind=kind,
+        from_status=payment.status,
+        to_status=to_status,
+        amount_minor=amount,
+        data=data or {},
+        at=at or timezone.now(),
+    )
+    audit.record(
+        actor=actor if actor is not None else f"payments:{source}",
+        action=f"payment.{kind}",
+        subject=payment,
+        person=None,
+        agency=payment.agency,
+        details={
+            "reference": payment.reference,
+            "from": payment.status,
+            "to": to_status,
+            "amount": amount,
+            "key": key,
+            **(data or {}),
+        },
+    )
+    return event
+
+
+@transaction.atomic
+def payment_start(
+    *, application: Application, payer: Person, method: str, gateway: str = "", now: datetime | None = None
+) -> Payment:
+    """The payment the payer is to make for an application's fee: the open one for this method,
+    or a new one with its own reference."""
+    now = now or timezone.now()
+    application = (
+        Application.objects.select_for_update()
+        .select_related("service", "service_version")
+        .get(pk=application.pk)
+    )
+    if application.status != Application.Status.SUBMITTED:
+        raise NotPayable(_("Submit the application before paying its fee."))
+    payments = list(Payment.objects.filter(application=application))
+    if any(p.status in SETTLED for p in payments):
+        raise AlreadyPaid(_("The fee for this application has been paid."))
+    quote = application_quote(application)
+    if quote.total <= 0:
+        raise NothingToPay(_("There is no fee to pay for this application."))
+    for existing in payments:
+        if (
+            existing.is_open
+            and existing.method == method
+            and existing.gateway == gateway
+            and existing.amount_minor == quote.total
+            and existing.expires_at > now
+        ):
+            return existing
+    payment = Payment.objects.create(
+        reference=references.new_reference(),
+        application=application,
+        service=application.service,
+        agency=application.service.agency,
+        payer=payer,
+        organisation_id=application.organisation_id,
+        method=method,
+        gateway=gateway,
+        amount_minor=quote.total,
+        currency=quote.currency,
+        breakdown=quote.as_json(),
+        created_at=now,
+        expires_at=now + _ttl(method),
+    )
+    _record(
+        payment,
+        kind="create",
+        source=Source.PAYER,
+        to_status=Status.CREATED,
+        amount=payment.amount_minor,
+        data={"method": method, "gateway": gateway},
+        at=now,
+        actor=payer.user,
+    )
+    return payment
+
+
+def _locked(reference: str) -> Payment | None:
+    return Payment.objects.select_for_update().filter(reference=reference).first()
+
+
+def _seen(key: str) -> bool:
+    return PaymentEvent.objects.filter(key=key).exists()
+
+
+@transaction.atomic
+def payment_mark_pending(*, payment: Payment, source: str = Source.PAYER) -> Payment:
+    """The payer went to the gateway or was shown the transfer details."""
+    locked = _locked(payment.reference)
+    if locked is None:
+        raise PaymentNotFound()
+    if locked.status == Status.CREATED:
+        _record(locked, kind="pending", source=source, to_status=Status.PENDING)
+        locked.status = Status.PENDING
+        locked.save(update_fields=["status", "updated_at"])
+    return locked
+
+
+@transaction.atomic
+def payment_settle(
+    *,
+    reference: str,
+    amount_minor: int,
+    currency: str,
+    source: str,
+    key: str,
+    at: datetime,
+    gateway_transaction: str = "",
+    bank_reference: str = "",
+    data: dict[str, Any] | None = None,
+) -> Settled:
+    """Money arrived for a payment (a gateway said so, or a bank statement showed it)."""
+    payment = _locked(reference)
+    if payment is None:
+        return Settled(Outcome.UNKNOWN, None)
+    # Checked under the lock: a twin of this event that got the lock first has committed by now.
+    if _seen(key):
+        return Settled(Outcome.REPEATED, payment)
+    details = {**(data or {}), "gateway_transaction": gateway_transaction, "bank_reference": bank_reference}
+    if amount_minor != payment.amount_minor or currency != payment.currency:
+        details.update(expected=payment.amount_minor, currency=currency)
+        _record(
+            payment, kind="mismatch", source=source, to_status=payment.status, key=key,
+            amount=amount_minor, data=details, at=at,
+        )  # fmt: skip
+        return Settled(Outcome.MISMATCH, payment)
+    if payment.status in SETTLED:
+        _record(
+            payment, kind="paid_twice", source=source, to_status=payment.status, key=key,
+            amount=amount_minor, data=details, at=at,
+        )  # fmt: skip
+        return Settled(Outcome.PAID_TWICE, payment)
+    late = payment.status in (Status.FAILED, Status.EXPIRED)
+    _record(
+        payment, kind="paid", source=source, to_status=Status.PAID, key=key, amount=amount_minor,
+        data={**details, "late": late}, at=at,
+    )  # fmt: skip
+    payment.status = Status.PAID
+    payment.paid_minor = amount_minor
+    payment.paid_at = at
+    payment.late = late
+    payment.gateway_transaction = gateway_transaction or payment.gateway_transaction
+    payment.bank_reference = bank_reference or payment.bank_reference
+    payment.save(
+        update_fields=[
+            "status", "paid_minor", "paid_at", "late", "gateway_transaction", "bank_reference", "updated_at",
+        ]
+    )  # fmt: skip
+    paid = payment
+    transaction.on_commit(lambda: _run_paid_hooks(paid))
+    return Settled(Outcome.APPLIED, payment)
+
+
+def _run_paid_hooks(payment: Payment) -> None:
+    for hook in paid_hooks:
+        hook(payment)
+
+
+@transaction.atomic
+def payment_fail(
+    *, reference: str, source: str, key: str, at: datetime, code: str = "", data: dict[str, Any] | None = None
+) -> Settled:
+    """The gateway says the payer did not pay (refused, cancelled): the payer may start again."""
+    payment = _locked(reference)
+    if payment is None:
+        return Settled(Outcome.UNKNOWN, None)
+    if _seen(key):
+        return Settled(Outcome.REPEATED, payment)
+    details = {**(data or {}), "code": code}
+    if Status.FAILED not in _ALLOWED[payment.status]:
+        _record(
+            payment, kind="ignored", source=source, to_status=payment.status, key=key, data=details, at=at
+        )
+        return Settled(Outcome.IGNORED, payment)
+    _record(payment, kind="fail", source=source, to_status=Status.FAILED, key=key, data=details, at=at)
+    payment.status = Status.FAILED
+    payment.save(update_fields=["status", "updated_at"])
+    return Settled(Outcome.APPLIED, payment)
+
+
+def payment_expire_due(*, now: datetime | None = None, batch: int = 500) -> int:
+    """Expire open payments past their time (bank transfers only: gateway payments are asked
+    about first, by the reconciler). Returns how many expired."""
+    now = now or timezone.now()
+    expired = 0
+    due = Payment.objects.filter(status__in=OPEN, expires_at__lte=now, method=Payment.Method.VIETQR)
+    for reference in due.values_list("reference", flat=True)[:batch]:
+        with transaction.atomic():
+            payment = _locked(reference)
+            if payment is None or not payment.is_open or payment.expires_at > now:
+                continue
+            _record(payment, kind="expire", source=Source.SYSTEM, to_status=Status.EXPIRED, at=now)
+            payment.status = Status.EXPIRED
+            payment.save(update_fields=["status", "updated_at"])
+            expired += 1
+    return expired
