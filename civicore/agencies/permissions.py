@@ -32,6 +32,8 @@ REPORT_TRIAGE = "report.triage"
 AI_MANAGE = "ai.manage"
 SENSOR_OPERATE = "sensor.operate"
 SENSOR_MANAGE = "sensor.manage"
+PAYMENT_VIEW = "payment.view"
+PAYMENT_REFUND = "payment.refund"
 
 PERMISSIONS: dict[str, Promise] = {
     CASE_VIEW: gettext_lazy("View and work on the agency's cases"),
@@ -45,6 +47,8 @@ PERMISSIONS: dict[str, Promise] = {
     AI_MANAGE: gettext_lazy("Review and activate AI routing models"),
     SENSOR_OPERATE: gettext_lazy("Watch the agency's sensors, work alarms and command its devices"),
     SENSOR_MANAGE: gettext_lazy("Register and provision the agency's devices and edit its sensor rules"),
+    PAYMENT_VIEW: gettext_lazy("See the agency's payments and reconcile bank statements"),
+    PAYMENT_REFUND: gettext_lazy("Refund the agency's payments"),
 }
 
 
@@ -75,6 +79,8 @@ ROLES: dict[str, Role] = {
         _role("ai_steward", gettext_lazy("AI model steward"), AI_MANAGE),
         _role("sensor_operator", gettext_lazy("Sensor operator"), SENSOR_OPERATE),
         _role("sensor_engineer", gettext_lazy("Sensor engineer"), SENSOR_OPERATE, SENSOR_MANAGE),
+        _role("cashier", gettext_lazy("Cashier"), PAYMENT_VIEW),
+        _role("payments_officer", gettext_lazy("Payments officer"), PAYMENT_VIEW, PAYMENT_REFUND),
     )
 }
 

@@ -112,3 +112,14 @@ class PaymentGateway(Protocol):
 
     def refund(self, request: RefundRequest) -> RefundResult:
         """Ask the gateway to refund; raises GatewayError or ForgedMessage."""
+
+
+def gateway_for(code: str) -> PaymentGateway:
+    """The adapter configured under `code` in PAYMENT_GATEWAYS (a dotted path to a class that
+    reads its own settings); KeyError when there is none."""
+    from django.conf import settings
+    from django.utils.module_loading import import_string
+
+    path = settings.PAYMENT_GATEWAYS[code]
+    gateway: PaymentGateway = import_string(path)()
+    return gateway

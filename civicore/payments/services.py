@@ -18,15 +18,18 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from civicore.agencies import permissions
 from civicore.applications.models import Application
 from civicore.audit import services as audit
-from civicore.core.errors import Conflict, NotFound
+from civicore.core import jobs
+from civicore.core.errors import Conflict, NotFound, ValidationFailed
 from civicore.identity.models import Person
 from civicore.payments import fees, references
-from civicore.payments.models import Payment, PaymentEvent
+from civicore.payments.models import Payment, PaymentEvent, Refund
 
 Status = Payment.Status
 Source = PaymentEvent.Source
@@ -328,3 +331,129 @@ def payment_expire_due(*, now: datetime | None = None, batch: int = 500) -> int:
             payment.save(update_fields=["status", "updated_at"])
             expired += 1
     return expired
+
+
+# --- refunds -----------------------------------------------------------------------------------
+
+
+class RefundNotAllowed(Conflict):
+    """This payment cannot be refunded."""
+
+    code = "refund_not_allowed"
+
+
+class RefundInvalid(ValidationFailed):
+    """The refund is not valid."""
+
+    code = "refund_invalid"
+
+
+REFUNDABLE = (Status.PAID, Status.PARTIALLY_REFUNDED)
+REASON_MAX = 500
+
+
+def _refund_reference() -> str:
+    return "RF" + references.new_reference()[len(references.PREFIX) :]
+
+
+def _outstanding(payment: Payment) -> int:
+    """What may still be refunded: paid, less refunded, less refunds already on their way."""
+    waiting = payment.refunds.filter(status=Refund.Status.REQUESTED).aggregate(total=Sum("amount_minor"))
+    return payment.refundable_minor - (waiting["total"] or 0)
+
+
+def _check_refund(payment: Payment, amount_minor: int, reason: str) -> str:
+    if payment.status not in REFUNDABLE:
+        raise RefundNotAllowed(_("Only a paid payment can be refunded."))
+    outstanding = _outstanding(payment)
+    if (
+        isinstance(amount_minor, bool)
+        or not isinstance(amount_minor, int)
+        or not 0 < amount_minor <= outstanding
+    ):
+        raise RefundInvalid(
+            _("The amount must be more than nothing and at most %(left)s.") % {"left": outstanding},
+            details={"amount": outstanding},
+        )
+    reason = " ".join(reason.split())
+    if not reason or len(reason) > REASON_MAX:
+        raise RefundInvalid(
+            _("Give the reason for the refund, in at most %(max)s characters.") % {"max": REASON_MAX},
+            details={"reason": REASON_MAX},
+        )
+    return reason
+
+
+@transaction.atomic
+def refund_request(*, payment: Payment, amount_minor: int, reason: str, officer: Any) -> Refund:
+    """An officer holding payment.refund refunds all or part of a paid payment; the refund goes
+    to the gateway in the background (a bank transfer is refunded by the agency's bank, and an
+    officer confirms it)."""
+    locked = _locked(payment.reference)
+    if locked is None:
+        raise PaymentNotFound()
+    permissions.require(officer, permissions.PAYMENT_REFUND)
+    if officer.agency_id != locked.agency_id:
+        raise permissions.MissingPermission(_("This payment belongs to another agency."))
+    reason = _check_refund(locked, amount_minor, reason)
+    refund = Refund.objects.create(
+        payment=locked,
+        reference=_refund_reference(),
+        amount_minor=amount_minor,
+        reason=reason,
+        status=Refund.Status.REQUESTED,
+        requested_by=officer.user,
+    )
+    _record(
+        locked, kind="refund_request", source=Source.OFFICER, to_status=locked.status, amount=amount_minor,
+        data={"refund": refund.reference, "reason": reason}, actor=officer.user,
+    )  # fmt: skip
+    if locked.method == Payment.Method.GATEWAY:
+        jobs.enqueue("payments.refund_send", refund_id=refund.pk)
+    return refund
+
+
+@transaction.atomic
+def refund_complete(
+    *, refund: Refund, accepted: bool, code: str = "", actor: Any = None, source: str = Source.GATEWAY_QUERY
+) -> Refund:
+    """Record what became of a requested refund; a second report of the same refund changes nothing."""
+    locked = _locked(refund.payment.reference)
+    if locked is None:
+        raise PaymentNotFound()
+    current = Refund.objects.select_for_update().get(pk=refund.pk)
+    if current.status != Refund.Status.REQUESTED:
+        return current
+    now = timezone.now()
+    current.gateway_code = code
+    current.completed_at = now
+    if not accepted:
+        current.status = Refund.Status.FAILED
+        current.save(update_fields=["status", "gateway_code", "completed_at"])
+        _record(
+            locked, kind="refund_failed", source=source, to_status=locked.status, amount=current.amount_minor,
+            data={"refund": current.reference, "code": code}, actor=actor,
+        )  # fmt: skip
+        return current
+    refunded = locked.refunded_minor + current.amount_minor
+    to = Status.REFUNDED if refunded >= locked.paid_minor else Status.PARTIALLY_REFUNDED
+    _record(
+        locked, kind="refund", source=source, to_status=to, key=f"refund:{current.reference}",
+        amount=current.amount_minor, data={"refund": current.reference, "code": code}, actor=actor,
+    )  # fmt: skip
+    locked.refunded_minor = refunded
+    locked.status = to
+    locked.save(update_fields=["refunded_minor", "status", "updated_at"])
+    current.status = Refund.Status.SUCCEEDED
+    current.save(update_fields=["status", "gateway_code", "completed_at"])
+    return current
+
+
+def refund_confirm_transfer(*, refund: Refund, officer: Any) -> Refund:
+    """An officer confirms that the agency's bank sent a bank-transfer refund."""
+    permissions.require(officer, permissions.PAYMENT_REFUND)
+    if refund.payment.method != Payment.Method.VIETQR or officer.agency_id != refund.payment.agency_id:
+        raise RefundNotAllowed(_("Only a bank-transfer refund of your agency is confirmed by hand."))
+    return refund_complete(
+        refund=refund, accepted=True, code="transfer", actor=officer.user, source=Source.OFFICER
+    )

@@ -252,6 +252,8 @@ SENSOR_MAX_PAYLOAD_BYTES = env_int("SENSOR_MAX_PAYLOAD_BYTES", 64 * 1024)
 # that arrives later still counts, marked late).
 PAYMENT_VIETQR_TTL_MINUTES = env_int("PAYMENT_VIETQR_TTL_MINUTES", 7 * 24 * 60)
 PAYMENT_GATEWAY_TTL_MINUTES = env_int("PAYMENT_GATEWAY_TTL_MINUTES", 15)
+# Gateway adapters by code; each reads its own settings below.
+PAYMENT_GATEWAYS = {"vnpay": "civicore.payments.vnpay.VnpayGateway"}
 
 # Personal data at rest: AES-256-GCM keys, newest first, "id:base64key" comma separated.
 FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", [])

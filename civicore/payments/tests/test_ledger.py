@@ -4,15 +4,19 @@ money that arrives twice, each have one clear outcome, an event and an audit ent
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.utils import timezone
 
+from civicore.agencies.permissions import MissingPermission
+from civicore.agencies.tests.factories import make_officer
 from civicore.applications.tests.factories import make_service
 from civicore.audit.models import AuditEntry
+from civicore.core.models import Job
 from civicore.identity.tests.factories import make_citizen
 from civicore.payments import references, services
-from civicore.payments.models import Payment, PaymentEvent
+from civicore.payments.models import Payment, PaymentEvent, Refund
 from civicore.payments.services import Outcome
 from civicore.payments.tests.factories import application_with_fee, make_payment
 
@@ -182,3 +186,83 @@ def test_references_survive_what_banks_do_to_transfer_contents() -> None:
     broken = reference[:-1] + ("0" if reference[-1] != "0" else "1")
     assert references.find(broken) == []
     assert not references.is_valid(reference[:-1])
+
+
+# --- refunds -----------------------------------------------------------------------------------
+
+
+def _paid(method: str = Payment.Method.VIETQR) -> Payment:
+    payment = make_payment(method=method, gateway="vnpay" if method == Payment.Method.GATEWAY else "")
+    _settle(payment, f"paid:{payment.reference}")
+    payment.refresh_from_db()
+    return payment
+
+
+def _refunder(payment: Payment, roles: tuple[str, ...] = ("payments_officer",)) -> Any:
+    return make_officer(agency=payment.agency, roles=roles)
+
+
+def test_partial_then_full_bank_transfer_refunds_add_up_to_what_was_paid() -> None:
+    payment = _paid()
+    officer = _refunder(payment)
+    first = services.refund_request(
+        payment=payment, amount_minor=20000, reason="  Charged twice  ", officer=officer
+    )
+    assert first.status == Refund.Status.REQUESTED and first.reason == "Charged twice"
+    # Nothing more than what is left after refunds on their way.
+    with pytest.raises(services.RefundInvalid):
+        services.refund_request(payment=payment, amount_minor=30001, reason="x", officer=officer)
+    services.refund_confirm_transfer(refund=first, officer=officer)
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.PARTIALLY_REFUNDED and payment.refunded_minor == 20000
+    second = services.refund_request(payment=payment, amount_minor=30000, reason="Rejected", officer=officer)
+    services.refund_confirm_transfer(refund=second, officer=officer)
+    services.refund_confirm_transfer(refund=second, officer=officer)  # twice: counted once
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.REFUNDED and payment.refunded_minor == 50000
+    with pytest.raises(services.RefundNotAllowed):
+        services.refund_request(payment=payment, amount_minor=1, reason="x", officer=officer)
+
+
+@pytest.mark.parametrize("amount", [0, -1, 50001, True])
+def test_refund_amounts_outside_what_was_paid_are_refused(amount: Any) -> None:
+    payment = _paid()
+    with pytest.raises(services.RefundInvalid):
+        services.refund_request(payment=payment, amount_minor=amount, reason="x", officer=_refunder(payment))
+
+
+@pytest.mark.parametrize("reason", ["", "   ", "x" * 501])
+def test_a_refund_needs_a_short_reason(reason: str) -> None:
+    payment = _paid()
+    with pytest.raises(services.RefundInvalid):
+        services.refund_request(payment=payment, amount_minor=1, reason=reason, officer=_refunder(payment))
+
+
+def test_only_officers_holding_payment_refund_in_the_agency_refund() -> None:
+    payment = _paid()
+    with pytest.raises(MissingPermission):
+        services.refund_request(
+            payment=payment, amount_minor=1, reason="x", officer=_refunder(payment, ("cashier",))
+        )
+    stranger = make_officer(roles=("payments_officer",))
+    with pytest.raises(MissingPermission):
+        services.refund_request(payment=payment, amount_minor=1, reason="x", officer=stranger)
+    assert not payment.refunds.exists()
+
+
+def test_an_unpaid_payment_cannot_be_refunded() -> None:
+    payment = make_payment()
+    with pytest.raises(services.RefundNotAllowed):
+        services.refund_request(payment=payment, amount_minor=1, reason="x", officer=_refunder(payment))
+
+
+def test_a_gateway_refund_is_sent_in_the_background() -> None:
+    payment = _paid(Payment.Method.GATEWAY)
+    refund = services.refund_request(
+        payment=payment, amount_minor=50000, reason="x", officer=_refunder(payment)
+    )
+    assert Job.objects.filter(name="payments.refund_send", payload__refund_id=refund.pk).count() == 1
+    failed = services.refund_complete(refund=refund, accepted=False, code="94")
+    assert failed.status == Refund.Status.FAILED
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.PAID and payment.refunded_minor == 0
