@@ -21,6 +21,30 @@ from django.utils.translation import gettext_lazy as _
 from civicore.core.crypto import EncryptedTextField
 
 
+class CollectionAccount(models.Model):
+    """An agency's bank account that citizens pay fees into: named in VietQR codes, and the
+    account a bank statement is for."""
+
+    agency = models.ForeignKey(
+        "agencies.Agency", on_delete=models.PROTECT, related_name="collection_accounts"
+    )
+    bank_bin = models.CharField(max_length=6, help_text=_("The bank's six-digit Napas BIN."))
+    bank_name = models.CharField(max_length=100)
+    account_number = models.CharField(max_length=19)
+    account_name = models.CharField(max_length=70)
+    currency = models.CharField(max_length=3, default="VND")
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["agency", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["bank_bin", "account_number"], name="payments_account_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.bank_name} {self.account_number}"
+
+
 class Payment(models.Model):
     class Status(models.TextChoices):
         CREATED = "created", _("Created")
@@ -53,6 +77,10 @@ class Payment(models.Model):
         db_index=False,
     )
     method = models.CharField(max_length=10, choices=Method.choices)
+    # A bank transfer: the account the VietQR code names.
+    collection_account = models.ForeignKey(
+        CollectionAccount, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     gateway = models.CharField(max_length=20, blank=True)
     amount_minor = models.BigIntegerField()
     currency = models.CharField(max_length=3)
@@ -193,6 +221,8 @@ class StatementLine(models.Model):
         RESOLVED = "resolved", _("Resolved by an officer")
 
     statement = models.ForeignKey(StatementImport, on_delete=models.PROTECT, related_name="entries")
+    # Whose queue the line waits in when it matches nothing: the account's agency.
+    collection_account = models.ForeignKey(CollectionAccount, on_delete=models.PROTECT, related_name="+")
     account = models.CharField(max_length=64)
     # The bank's own id for the entry: a line in a notification and again in the day's statement
     # is one credit.

@@ -29,7 +29,7 @@ from civicore.core import jobs
 from civicore.core.errors import Conflict, NotFound, ValidationFailed
 from civicore.identity.models import Person
 from civicore.payments import fees, references
-from civicore.payments.models import Payment, PaymentEvent, Refund
+from civicore.payments.models import CollectionAccount, Payment, PaymentEvent, Refund
 
 Status = Payment.Status
 Source = PaymentEvent.Source
@@ -175,6 +175,17 @@ def payment_start(
     quote = application_quote(application)
     if quote.total <= 0:
         raise NothingToPay(_("There is no fee to pay for this application."))
+    account = None
+    if method == Payment.Method.VIETQR:
+        account = (
+            CollectionAccount.objects.filter(
+                agency=application.service.agency, currency=quote.currency, active=True
+            )
+            .order_by("pk")
+            .first()
+        )
+        if account is None:
+            raise NotPayable(_("This agency does not take bank transfers yet: pay by card or e-wallet."))
     for existing in payments:
         if (
             existing.is_open
@@ -193,6 +204,7 @@ def payment_start(
         organisation_id=application.organisation_id,
         method=method,
         gateway=gateway,
+        collection_account=account,
         amount_minor=quote.total,
         currency=quote.currency,
         breakdown=quote.as_json(),

@@ -266,3 +266,12 @@ def test_a_gateway_refund_is_sent_in_the_background() -> None:
     assert failed.status == Refund.Status.FAILED
     payment.refresh_from_db()
     assert payment.status == Payment.Status.PAID and payment.refunded_minor == 0
+
+
+def test_a_transfer_needs_an_agency_account_and_names_it() -> None:
+    application = application_with_fee(account=False)
+    with pytest.raises(services.NotPayable):
+        services.payment_start(application=application, payer=application.applicant, method="vietqr")
+    payment = make_payment()
+    assert payment.collection_account is not None
+    assert payment.collection_account.agency_id == payment.agency_id
