@@ -115,8 +115,8 @@ class PaymentGateway(Protocol):
 
 
 def gateway_for(code: str) -> PaymentGateway:
-    """The adapter configured under `code` in PAYMENT_GATEWAYS (a dotted path to a class that
-    reads its own settings); KeyError when there is none."""
+    """The adapter configured under `code` in PAYMENT_GATEWAYS (a dotted path to a callable that
+    builds it from its own settings); KeyError when there is none."""
     from django.conf import settings
     from django.utils.module_loading import import_string
 

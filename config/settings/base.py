@@ -253,7 +253,14 @@ SENSOR_MAX_PAYLOAD_BYTES = env_int("SENSOR_MAX_PAYLOAD_BYTES", 64 * 1024)
 PAYMENT_VIETQR_TTL_MINUTES = env_int("PAYMENT_VIETQR_TTL_MINUTES", 7 * 24 * 60)
 PAYMENT_GATEWAY_TTL_MINUTES = env_int("PAYMENT_GATEWAY_TTL_MINUTES", 15)
 # Gateway adapters by code; each reads its own settings below.
-PAYMENT_GATEWAYS = {"vnpay": "civicore.payments.vnpay.VnpayGateway"}
+PAYMENT_GATEWAYS = {"vnpay": "civicore.payments.vnpay.from_settings"}
+# VNPAY: the terminal and its hash secret from the merchant portal; the payment page and the
+# querydr/refund API. The defaults point at `civicore paysandbox serve` (make demo starts it).
+VNPAY_TMN_CODE = env_str("VNPAY_TMN_CODE", "CIVICORE")
+VNPAY_HASH_SECRET = env_str("VNPAY_HASH_SECRET", "")
+VNPAY_PAYMENT_URL = env_str("VNPAY_PAYMENT_URL", "http://127.0.0.1:8090/paymentv2/vpcpay.html")
+VNPAY_API_URL = env_str("VNPAY_API_URL", "http://127.0.0.1:8090/merchant_webapi/api/transaction")
+VNPAY_TIMEOUT_SECONDS = env_int("VNPAY_TIMEOUT_SECONDS", 10)
 
 # Personal data at rest: AES-256-GCM keys, newest first, "id:base64key" comma separated.
 FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", [])
