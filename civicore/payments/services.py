@@ -28,8 +28,15 @@ from civicore.audit import services as audit
 from civicore.core import jobs
 from civicore.core.errors import Conflict, NotFound, ValidationFailed
 from civicore.identity.models import Person
-from civicore.payments import fees, references
-from civicore.payments.models import CollectionAccount, Payment, PaymentEvent, Refund
+from civicore.payments import camt, fees, references
+from civicore.payments.models import (
+    CollectionAccount,
+    Payment,
+    PaymentEvent,
+    Refund,
+    StatementImport,
+    StatementLine,
+)
 
 Status = Payment.Status
 Source = PaymentEvent.Source
@@ -469,3 +476,122 @@ def refund_confirm_transfer(*, refund: Refund, officer: Any) -> Refund:
     return refund_complete(
         refund=refund, accepted=True, code="transfer", actor=officer.user, source=Source.OFFICER
     )
+
+
+# --- bank statements ---------------------------------------------------------------------------
+
+
+class StatementRepeated(Conflict):
+    """This statement file has been imported already."""
+
+    code = "statement_repeated"
+
+
+class StatementAccountUnknown(ValidationFailed):
+    """The statement is for an account that is not an agency's collection account."""
+
+    code = "statement_account_unknown"
+
+
+_LINE_STATUS = {
+    Outcome.APPLIED: StatementLine.Status.MATCHED,
+    Outcome.REPEATED: StatementLine.Status.MATCHED,
+    Outcome.MISMATCH: StatementLine.Status.MISMATCH,
+    Outcome.PAID_TWICE: StatementLine.Status.PAID_TWICE,
+}
+
+
+def _accounts_of(statement: camt.Statement) -> dict[str, CollectionAccount]:
+    wanted = {report.account.id for report in statement.reports}
+    found = {a.account_number: a for a in CollectionAccount.objects.filter(account_number__in=wanted)}
+    unknown = sorted(wanted - set(found))
+    if unknown:
+        raise StatementAccountUnknown(
+            _("The statement is for accounts no agency collects fees into: %(accounts)s.")
+            % {"accounts": ", ".join(unknown)},
+            details={"accounts": unknown},
+        )
+    return found
+
+
+def _match(
+    line: camt.StatementLine, account: CollectionAccount, bank_reference: str, at: datetime
+) -> tuple[str, Payment | None]:
+    text = " ".join(filter(None, (line.remittance_info, line.creditor_reference, line.end_to_end_id)))
+    for reference in references.find(text):
+        settled = payment_settle(
+            reference=reference,
+            amount_minor=line.amount,
+            currency=line.currency,
+            source=Source.STATEMENT,
+            key=f"bank:{account.bank_bin}:{account.account_number}:{bank_reference}",
+            at=at,
+            bank_reference=bank_reference,
+        )
+        if settled.outcome is not Outcome.UNKNOWN:
+            return _LINE_STATUS[settled.outcome], settled.payment
+    return StatementLine.Status.UNMATCHED, None
+
+
+@transaction.atomic
+def statement_import(*, data: bytes, filename: str, actor: Any = None) -> StatementImport:
+    """Read a camt.053 statement or camt.054 notification and match each credit booked to an
+    agency's collection account by reference and amount. A line the bank reported before (in a
+    notification, then in the day's statement) counts once; what matches nothing, or matches with
+    another amount, waits in the account's agency's reconciliation queue. All or nothing: a file
+    that cannot be read, or names an unknown account, changes nothing."""
+    checksum = camt.statement_checksum(data)
+    if StatementImport.objects.filter(checksum=checksum).exists():
+        raise StatementRepeated(_("This statement file has been imported already."))
+    statement = camt.read_statement(data)
+    accounts = _accounts_of(statement)
+    imported = StatementImport.objects.create(
+        checksum=checksum,
+        filename=filename[:255],
+        message_id=statement.message_id[:100],
+        kind=statement.kind,
+        imported_by=actor if getattr(actor, "is_authenticated", False) else None,
+    )
+    counts = {"lines": 0, "matched": 0, "queued": 0, "repeated": 0}
+    for report in statement.reports:
+        account = accounts[report.account.id]
+        for index, line in enumerate(report.lines):
+            if not line.credit or line.reversal or line.status != "BOOK":
+                continue  # fees are credits booked to the account; the rest is the bank's business
+            counts["lines"] += 1
+            # The bank's own id for the entry; without one, the entry is known only in this file.
+            bank_reference = (
+                line.servicer_reference or line.entry_reference or f"{checksum[:16]}:{report.id}:{index}"
+            )[:80]
+            if StatementLine.objects.filter(
+                account=account.account_number, bank_reference=bank_reference
+            ).exists():
+                counts["repeated"] += 1
+                continue
+            booked = line.booking_date or line.value_date or timezone.localdate()
+            at = timezone.make_aware(datetime.combine(booked, datetime.min.time()))
+            status, payment = _match(line, account, bank_reference, at)
+            StatementLine.objects.create(
+                statement=imported,
+                collection_account=account,
+                account=account.account_number,
+                bank_reference=bank_reference,
+                booked_on=booked,
+                amount_minor=line.amount,
+                currency=line.currency,
+                remittance=line.remittance_info[:500],
+                debtor_name=line.debtor_name or "",
+                status=status,
+                payment=payment,
+            )
+            counts["matched" if status == StatementLine.Status.MATCHED else "queued"] += 1
+    for name, value in counts.items():
+        setattr(imported, name, value)
+    imported.save(update_fields=list(counts))
+    audit.record(
+        actor=actor,
+        action="payment.statement_import",
+        subject=imported,
+        details={"message_id": imported.message_id, "kind": imported.kind, **counts},
+    )
+    return imported
