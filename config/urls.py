@@ -38,6 +38,7 @@ urlpatterns = [
     path("", include("civicore.routing.urls")),  # /office/routing/, /ai/models/
     path("", include("civicore.reports.urls_public")),  # /reports/map/, the public map and its feed
     path("", include("civicore.sensors.urls")),  # /office/sensors/
+    path("", include("civicore.payments.urls")),  # /payments/gateways/<code>/callback/
     path("", include("civicore.sensors.urls_public")),  # /environment/
     path("open311/v2/", include("civicore.open311.urls")),  # Open311 GeoReport v2
     path("", include("civicore.portal.urls")),

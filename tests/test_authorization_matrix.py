@@ -794,6 +794,14 @@ ROWS: list[Row] = [
     ),
     # --- city sensors: back office for sensor.operate / sensor.manage, one public page --------------
     Row("GET", "environment/", EVERYONE, note="aggregates only, no login"),
+    # --- payments: gateways call in, authenticated by their signature alone --------------------
+    Row(
+        "GET",
+        "payments/gateways/<slug:code>/callback/",
+        EVERYONE,
+        params=lambda w: {"code": "vnpay"},
+        note="the gateway's signature is the only credential: unsigned, every caller gets RspCode 97",
+    ),
     Row("GET", "office/sensors/", SENSOR_LISTS),
     Row("GET", "office/sensors/add/device/", only(SENSOR_ENGINEER, OTHER_AGENCY), note="sensor.manage"),
     Row(

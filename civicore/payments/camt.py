@@ -209,6 +209,8 @@ def read_statement(
         huge_tree=False,
         remove_comments=True,
         remove_pis=True,
+        remove_blank_text=True,
+        collect_ids=False,
     )
     try:
         for chunk in _chunks(source, max_bytes):
@@ -806,7 +808,8 @@ def write_camt053(
 ) -> bytes:
     """A camt.053 end-of-day statement with one `Stmt`, valid against the ISO 20022 XSD. The opening
     and closing booked balances are written (the schema wants at least one); the closing one is the
-    opening plus the booked lines (a reversal is booked too, the other way)."""
+    opening plus the booked lines (a reversal is booked too, the other way). Times are written to the
+    second."""
     return _write(
         kind="camt.053",
         message_id=message_id,
@@ -830,7 +833,8 @@ def write_camt054(
     version: Version = "001.08",
     notification_id: str | None = None,
 ) -> bytes:
-    """A camt.054 debit/credit notification with one `Ntfctn`, valid against the ISO 20022 XSD."""
+    """A camt.054 debit/credit notification with one `Ntfctn`, valid against the ISO 20022 XSD.
+    Times are written to the second."""
     return _write(
         kind="camt.054",
         message_id=message_id,
@@ -967,10 +971,11 @@ class _Writer:
         if line.servicer_reference:
             self.sub(entry, "AcctSvcrRef", _max(line.servicer_reference, 35, "servicer_reference"))
         # ISO bank transaction code: payments / received or issued credit transfer / domestic.
-        family = self.sub(self.sub(self.sub(entry, "BkTxCd"), "Domn"), "Cd", "PMNT").getparent()
-        fmly = self.sub(family, "Fmly")
-        self.sub(fmly, "Cd", "RCDT" if line.credit else "ICDT")
-        self.sub(fmly, "SubFmlyCd", "DMCT")
+        domain = self.sub(self.sub(entry, "BkTxCd"), "Domn")
+        self.sub(domain, "Cd", "PMNT")
+        family = self.sub(domain, "Fmly")
+        self.sub(family, "Cd", "RCDT" if line.credit else "ICDT")
+        self.sub(family, "SubFmlyCd", "DMCT")
         if (
             line.end_to_end_id
             or line.remittance_info

@@ -116,10 +116,13 @@ class PaymentGateway(Protocol):
 
 def gateway_for(code: str) -> PaymentGateway:
     """The adapter configured under `code` in PAYMENT_GATEWAYS (a dotted path to a callable that
-    builds it from its own settings); KeyError when there is none."""
+    builds it from its own settings); KeyError when there is none or it lacks its credentials."""
     from django.conf import settings
     from django.utils.module_loading import import_string
 
     path = settings.PAYMENT_GATEWAYS[code]
-    gateway: PaymentGateway = import_string(path)()
+    try:
+        gateway: PaymentGateway = import_string(path)()
+    except ValueError as exc:  # configured without its credentials: not offered
+        raise KeyError(code) from exc
     return gateway

@@ -29,6 +29,7 @@ from civicore.core import jobs
 from civicore.core.errors import Conflict, NotFound, ValidationFailed
 from civicore.identity.models import Person
 from civicore.payments import camt, fees, references
+from civicore.payments.gateways import GatewayResult, GatewayStatus
 from civicore.payments.models import (
     CollectionAccount,
     Payment,
@@ -595,3 +596,44 @@ def statement_import(*, data: bytes, filename: str, actor: Any = None) -> Statem
         details={"message_id": imported.message_id, "kind": imported.kind, **counts},
     )
     return imported
+
+
+# --- what gateways say -------------------------------------------------------------------------
+
+
+def gateway_result_apply(*, gateway: str, result: GatewayResult, source: str) -> str:
+    """Apply a verified gateway statement (callback or status answer) to the ledger; returns the
+    outcome in the words of `PaymentGateway.callback_response`."""
+    key = f"{gateway}:{result.gateway_transaction or result.reference}:{result.status}"
+    at = result.paid_at or timezone.now()
+    if result.status == GatewayStatus.PAID:
+        if result.amount_minor is None or result.currency is None:
+            return "amount_mismatch"
+        settled = payment_settle(
+            reference=result.reference,
+            amount_minor=result.amount_minor,
+            currency=result.currency,
+            source=source,
+            key=key,
+            at=at,
+            gateway_transaction=result.gateway_transaction,
+            data={"gateway": gateway, "code": result.code},
+        )
+        return {
+            Outcome.APPLIED: "ok",
+            Outcome.REPEATED: "already_settled",
+            Outcome.PAID_TWICE: "already_settled",
+            Outcome.MISMATCH: "amount_mismatch",
+            Outcome.UNKNOWN: "unknown_payment",
+        }[settled.outcome]
+    if result.status == GatewayStatus.FAILED:
+        failed = payment_fail(
+            reference=result.reference, source=source, key=key, at=at, code=result.code,
+            data={"gateway": gateway},
+        )  # fmt: skip
+        if failed.outcome is Outcome.UNKNOWN:
+            return "unknown_payment"
+        return "ok" if failed.outcome is Outcome.APPLIED else "already_settled"
+    if not Payment.objects.filter(reference=result.reference).exists():
+        return "unknown_payment"
+    return "ok"  # still pending: nothing to record until it ends

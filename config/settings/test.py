@@ -5,6 +5,8 @@ import os
 import tempfile
 
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production-0123456789")
+# The sandbox gateway's terminal secret, so the VNPAY callback endpoint is live in tests.
+os.environ.setdefault("VNPAY_HASH_SECRET", "test-only-vnpay-hash-secret-0123456789")
 os.environ.setdefault("CIVICORE_VAR_DIR", tempfile.mkdtemp(prefix="civicore-test-"))
 os.environ.setdefault("FIELD_ENCRYPTION_KEYS", "k1:" + "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
 os.environ.setdefault("LOOKUP_HASH_KEY", "test-lookup-hash-key")

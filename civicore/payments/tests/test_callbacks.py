@@ -1,0 +1,117 @@
+"""The gateway callback endpoint: a signed VNPAY IPN settles the payment once, and forged,
+replayed, mismatched and unknown callbacks each get VNPAY's answer code and change nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from civicore.payments import vnpay
+from civicore.payments.models import Payment
+from civicore.payments.tests.factories import make_payment
+
+pytestmark = pytest.mark.django_db
+SECRET = "ipn-test-secret-0123456789abcdef"
+URL = "/payments/gateways/vnpay/callback/"
+
+
+@pytest.fixture(autouse=True)
+def _vnpay(settings: Any) -> None:
+    settings.VNPAY_TMN_CODE = "CIVICORE"
+    settings.VNPAY_HASH_SECRET = SECRET
+
+
+def _ipn(
+    payment: Payment, *, code: str = "00", amount: int | None = None, secret: str = SECRET, **extra: str
+) -> dict[str, str]:
+    params = {
+        "vnp_TmnCode": "CIVICORE",
+        "vnp_Amount": str((payment.amount_minor if amount is None else amount) * 100),
+        "vnp_BankCode": "NCB",
+        "vnp_BankTranNo": "VNP14012345",
+        "vnp_CardType": "ATM",
+        "vnp_PayDate": vnpay.format_time(payment.created_at),
+        "vnp_OrderInfo": "Le phi ho so",
+        "vnp_TransactionNo": "14012345",
+        "vnp_ResponseCode": code,
+        "vnp_TransactionStatus": code,
+        "vnp_TxnRef": payment.reference,
+        **extra,
+    }
+    params["vnp_SecureHash"] = vnpay.sign_params(params, secret=secret)
+    return params
+
+
+def _gateway_payment() -> Payment:
+    return make_payment(method=Payment.Method.GATEWAY, gateway="vnpay")
+
+
+def test_a_signed_ipn_settles_the_payment_once() -> None:
+    payment = _gateway_payment()
+    client = Client()
+    first = client.get(URL, _ipn(payment))
+    assert first.status_code == 200 and first.json()["RspCode"] == "00"
+    again = client.get(URL, _ipn(payment))
+    assert again.json()["RspCode"] == "02"  # already confirmed: VNPAY stops sending
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.PAID and payment.gateway_transaction == "14012345"
+    assert payment.events.filter(kind="paid").count() == 1
+
+
+def test_a_forged_or_tampered_ipn_changes_nothing() -> None:
+    payment = _gateway_payment()
+    client = Client()
+    assert client.get(URL, _ipn(payment, secret="another-secret")).json()["RspCode"] == "97"
+    tampered = _ipn(payment)
+    tampered["vnp_Amount"] = "100"
+    assert client.get(URL, tampered).json()["RspCode"] == "97"
+    unsigned = _ipn(payment)
+    del unsigned["vnp_SecureHash"]
+    assert client.get(URL, unsigned).json()["RspCode"] == "97"
+    doubled = _ipn(payment)
+    assert (
+        client.get(URL + "?vnp_TxnRef=X&" + "&".join(f"{k}={v}" for k, v in doubled.items())).json()[
+            "RspCode"
+        ]
+        == "97"
+    )
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.CREATED and not payment.events.exclude(kind="create").exists()
+
+
+def test_a_wrong_amount_is_answered_04_and_held() -> None:
+    payment = _gateway_payment()
+    answer = Client().get(URL, _ipn(payment, amount=payment.amount_minor - 1000))
+    assert answer.json()["RspCode"] == "04"
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.CREATED
+    assert payment.events.filter(kind="mismatch").count() == 1
+
+
+def test_an_unknown_reference_is_answered_01() -> None:
+    payment = _gateway_payment()
+    params = _ipn(payment)
+    params["vnp_TxnRef"] = "CV0000000000Z"
+    params["vnp_SecureHash"] = vnpay.sign_params(
+        {k: v for k, v in params.items() if k != "vnp_SecureHash"}, secret=SECRET
+    )
+    assert Client().get(URL, params).json()["RspCode"] == "01"
+
+
+def test_a_cancelled_payment_fails_and_a_later_success_still_counts() -> None:
+    payment = _gateway_payment()
+    client = Client()
+    assert client.get(URL, _ipn(payment, code="24", vnp_TransactionNo="0")).json()["RspCode"] == "00"
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.FAILED
+    assert client.get(URL, _ipn(payment)).json()["RspCode"] == "00"
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.PAID and payment.late
+
+
+def test_an_unknown_gateway_is_not_found_and_posts_are_refused() -> None:
+    client = Client()
+    assert client.get("/payments/gateways/paypal/callback/").status_code == 404
+    assert client.post(URL).status_code == 405
