@@ -779,10 +779,6 @@ def _drop_earlier_siblings(element: Any) -> None:
         del parent[0]
 
 
-def _first_of(values: Iterable[str | None]) -> str | None:
-    return next((value for value in values if value), None)
-
-
 def _numbered(reference: str | None, index: int) -> str | None:
     return f"{reference}/{index}" if reference else None
 
