@@ -534,6 +534,11 @@ def _match(
     return StatementLine.Status.UNMATCHED, None
 
 
+def _bank_reference(line: camt.StatementLine, checksum: str, report_id: str, index: int) -> str:
+    """The bank's own id for the entry; without one, the entry is known only in this file."""
+    return (line.servicer_reference or line.entry_reference or f"{checksum[:16]}:{report_id}:{index}")[:80]
+
+
 @transaction.atomic
 def statement_import(*, data: bytes, filename: str, actor: Any = None) -> StatementImport:
     """Read a camt.053 statement or camt.054 notification and match each credit booked to an
@@ -554,38 +559,43 @@ def statement_import(*, data: bytes, filename: str, actor: Any = None) -> Statem
         imported_by=actor if getattr(actor, "is_authenticated", False) else None,
     )
     counts = {"lines": 0, "matched": 0, "queued": 0, "repeated": 0}
-    for report in statement.reports:
-        account = accounts[report.account.id]
-        for index, line in enumerate(report.lines):
-            if not line.credit or line.reversal or line.status != "BOOK":
-                continue  # fees are credits booked to the account; the rest is the bank's business
-            counts["lines"] += 1
-            # The bank's own id for the entry; without one, the entry is known only in this file.
-            bank_reference = (
-                line.servicer_reference or line.entry_reference or f"{checksum[:16]}:{report.id}:{index}"
-            )[:80]
-            if StatementLine.objects.filter(
-                account=account.account_number, bank_reference=bank_reference
-            ).exists():
-                counts["repeated"] += 1
-                continue
-            booked = line.booking_date or line.value_date or timezone.localdate()
-            at = timezone.make_aware(datetime.combine(booked, datetime.min.time()))
-            status, payment = _match(line, account, bank_reference, at)
-            StatementLine.objects.create(
-                statement=imported,
-                collection_account=account,
-                account=account.account_number,
-                bank_reference=bank_reference,
-                booked_on=booked,
-                amount_minor=line.amount,
-                currency=line.currency,
-                remittance=line.remittance_info[:500],
-                debtor_name=line.debtor_name or "",
-                status=status,
-                payment=payment,
-            )
-            counts["matched" if status == StatementLine.Status.MATCHED else "queued"] += 1
+    credits = [
+        (accounts[report.account.id], line, _bank_reference(line, checksum, report.id, index))
+        for report in statement.reports
+        for index, line in enumerate(report.lines)
+        # Fees are credits booked to the account; the rest is the bank's business.
+        if line.credit and not line.reversal and line.status == "BOOK"
+    ]
+    # Lines reported before: one query for the file, not one per line.
+    seen = set(
+        StatementLine.objects.filter(
+            account__in={account.account_number for account, _, _ in credits},
+            bank_reference__in={reference for _, _, reference in credits},
+        ).values_list("account", "bank_reference")
+    )
+    for account, line, bank_reference in credits:
+        counts["lines"] += 1
+        if (account.account_number, bank_reference) in seen:
+            counts["repeated"] += 1
+            continue
+        seen.add((account.account_number, bank_reference))
+        booked = line.booking_date or line.value_date or timezone.localdate()
+        at = timezone.make_aware(datetime.combine(booked, datetime.min.time()))
+        status, payment = _match(line, account, bank_reference, at)
+        StatementLine.objects.create(
+            statement=imported,
+            collection_account=account,
+            account=account.account_number,
+            bank_reference=bank_reference,
+            booked_on=booked,
+            amount_minor=line.amount,
+            currency=line.currency,
+            remittance=line.remittance_info[:500],
+            debtor_name=line.debtor_name or "",
+            status=status,
+            payment=payment,
+        )
+        counts["matched" if status == StatementLine.Status.MATCHED else "queued"] += 1
     for name, value in counts.items():
         setattr(imported, name, value)
     imported.save(update_fields=list(counts))

@@ -193,24 +193,20 @@ class IngestProcess:
                 acks.append((where[0], message.payload))
                 others.append(message)
         ingestor = self.ingestor
-        if readings:
-            try:
-                ingestor.prefetch([device_id for device_id, _, _ in readings], now=now)
-            except Exception:
-                ingestor.discard()
-                raise
         # Acknowledgements from devices and stray messages go with the first batch.
         done = others
-        for device_id, payload, message in readings:
-            try:
+        try:
+            if readings:
+                ingestor.prefetch([device_id for device_id, _, _ in readings], now=now)
+            for device_id, payload, message in readings:
                 ingestor.add(device_id, payload, now=now)
-            except Exception:
-                ingestor.discard()
-                raise
-            done.append(message)
-            if len(ingestor.batch) >= self.batch_max:
-                yield _Work(ingestor.take(), done, acks, now)
-                done, acks = [], []
+                done.append(message)
+                if len(ingestor.batch) >= self.batch_max:
+                    yield _Work(ingestor.take(), done, acks, now)
+                    done, acks = [], []
+        except Exception:
+            ingestor.discard()  # the unstored part is checked again on retry
+            raise
         if done or acks:
             yield _Work(ingestor.take(), done, acks, now)
 
