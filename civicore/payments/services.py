@@ -28,6 +28,7 @@ from civicore.audit import services as audit
 from civicore.core import jobs
 from civicore.core.errors import Conflict, NotFound, ValidationFailed
 from civicore.identity.models import Person
+from civicore.organisations import selectors as organisation_selectors
 from civicore.payments import camt, fees, references
 from civicore.payments.gateways import GatewayResult, GatewayStatus
 from civicore.payments.models import (
@@ -97,8 +98,9 @@ class Settled:
     payment: Payment | None
 
 
-# Called after commit with each payment that became paid: other apps register here (the
-# application's case, the receipt, the agency's webhooks), so the ledger knows none of them.
+# Called by the `payments.paid` job with each payment that became paid: other apps register here
+# (the application's case, the receipt, the agency's webhooks), so the ledger knows none of them.
+# A hook must be idempotent: the job is retried after a failure or a crash.
 paid_hooks: list[Callable[[Payment], None]] = []
 
 
@@ -177,6 +179,16 @@ def payment_start(
     )
     if application.status != Application.Status.SUBMITTED:
         raise NotPayable(_("Submit the application before paying its fee."))
+    if application.organisation_id is not None:
+        # A business's fee is paid only by a member holding a current `pay` grant for the service.
+        organisation_selectors.require_grant(
+            person=payer,
+            organisation=application.organisation,
+            service=application.service,
+            ability=organisation_selectors.PAY,
+        )
+    elif application.applicant_id != payer.pk:
+        raise NotPayable(_("Only the applicant can pay the fee for this application."))
     payments = list(Payment.objects.filter(application=application))
     if any(p.status in SETTLED for p in payments):
         raise AlreadyPaid(_("The fee for this application has been paid."))
@@ -303,12 +315,16 @@ def payment_settle(
             "status", "paid_minor", "paid_at", "late", "gateway_transaction", "bank_reference", "updated_at",
         ]
     )  # fmt: skip
-    paid = payment
-    transaction.on_commit(lambda: _run_paid_hooks(paid))
+    # A durable job in the same transaction: what follows the money (the case, the receipt, the
+    # agency's systems) happens even if this process dies right after the commit.
+    jobs.enqueue("payments.paid", payment_id=payment.pk)
     return Settled(Outcome.APPLIED, payment)
 
 
-def _run_paid_hooks(payment: Payment) -> None:
+def paid_followups_run(*, payment_id: int) -> None:
+    """Run every registered hook for a payment that became paid. Each hook is idempotent: the
+    job may run again after a crash."""
+    payment = Payment.objects.select_related("application", "service", "agency").get(pk=payment_id)
     for hook in paid_hooks:
         hook(payment)
 

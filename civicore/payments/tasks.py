@@ -36,6 +36,11 @@ def refund_send(refund_id: int) -> None:
     services.refund_complete(refund=refund, accepted=result.accepted, code=result.code)
 
 
+@job("payments.paid")
+def paid(payment_id: int) -> None:
+    services.paid_followups_run(payment_id=payment_id)
+
+
 @periodic(seconds=60)
 def expire_transfers() -> None:
     services.payment_expire_due(now=timezone.now())

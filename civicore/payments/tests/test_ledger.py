@@ -13,6 +13,7 @@ from civicore.agencies.permissions import MissingPermission
 from civicore.agencies.tests.factories import make_officer
 from civicore.applications.tests.factories import make_service
 from civicore.audit.models import AuditEntry
+from civicore.core import jobs
 from civicore.core.models import Job
 from civicore.identity.tests.factories import make_citizen
 from civicore.payments import references, services
@@ -166,13 +167,17 @@ def test_a_paid_application_cannot_be_paid_again() -> None:
         services.payment_start(application=payment.application, payer=payment.payer, method="vietqr")
 
 
-def test_paid_hooks_run_after_commit(django_capture_on_commit_callbacks: object) -> None:
+def test_paid_hooks_run_from_a_durable_job_once_per_payment() -> None:
     seen: list[str] = []
     services.paid_hooks.append(lambda payment: seen.append(payment.reference))
     try:
         payment = make_payment()
-        with django_capture_on_commit_callbacks(execute=True):  # type: ignore[operator]
-            _settle(payment, "vnpay:1:00")
+        _settle(payment, "vnpay:1:00")
+        _settle(payment, "vnpay:1:00")  # the same callback again enqueues nothing more
+        queued = Job.objects.filter(name="payments.paid")
+        assert [job.payload for job in queued] == [{"payment_id": payment.pk}]
+        assert seen == []  # nothing runs before the worker takes the job
+        jobs.run_one(queued.get().pk)
         assert seen == [payment.reference]
     finally:
         services.paid_hooks.pop()
