@@ -26,11 +26,18 @@ from civicore.agencies import permissions
 from civicore.applications.models import Application
 from civicore.audit import services as audit
 from civicore.core import jobs
-from civicore.core.errors import Conflict, NotFound, ValidationFailed
+from civicore.core.errors import ApplicationError, Conflict, NotFound, ValidationFailed
 from civicore.identity.models import Person
 from civicore.organisations import selectors as organisation_selectors
 from civicore.payments import camt, fees, references
-from civicore.payments.gateways import GatewayResult, GatewayStatus
+from civicore.payments.gateways import (
+    ForgedMessage,
+    GatewayError,
+    GatewayResult,
+    GatewayStatus,
+    PaymentStart,
+    gateway_for,
+)
 from civicore.payments.models import (
     CollectionAccount,
     Payment,
@@ -349,6 +356,61 @@ def payment_fail(
     payment.status = Status.FAILED
     payment.save(update_fields=["status", "updated_at"])
     return Settled(Outcome.APPLIED, payment)
+
+
+class GatewayUnavailable(ApplicationError):
+    """The payment gateway cannot be reached now."""
+
+    code = "gateway_unavailable"
+    status = 503
+
+
+def _description(payment: Payment) -> str:
+    """What the gateway shows the payer: ASCII, no personal data."""
+    return f"Civicore fee {payment.reference}"
+
+
+def payment_checkout(*, payment: Payment, return_url: str, payer_ip: str, locale: str = "vi") -> str:
+    """The gateway page where the payer pays for an open gateway payment; the payment is then
+    pending. GatewayUnavailable when the gateway is not offered or cannot be reached."""
+    if payment.method != Payment.Method.GATEWAY or not payment.is_open:
+        raise NotPayable(_("This payment cannot be paid at a gateway now."))
+    try:
+        gateway = gateway_for(payment.gateway)
+        url = gateway.start(
+            PaymentStart(
+                reference=payment.reference,
+                amount_minor=payment.amount_minor,
+                currency=payment.currency,
+                description=_description(payment),
+                return_url=return_url,
+                payer_ip=payer_ip,
+                created_at=payment.created_at,
+                expires_at=payment.expires_at,
+                locale="en" if locale.startswith("en") else "vi",
+            )
+        )
+    except (KeyError, GatewayError) as exc:
+        raise GatewayUnavailable(
+            _("The payment gateway cannot be reached now. Nothing was charged: try again in a few minutes.")
+        ) from exc
+    payment_mark_pending(payment=payment)
+    return url
+
+
+def payment_query(*, payment: Payment, requester_ip: str = "127.0.0.1") -> str:
+    """Ask the gateway how an open gateway payment stands and apply its signed answer (the
+    callback may have been lost). Returns the outcome as `gateway_result_apply` does, or
+    "unavailable" when the gateway could not answer."""
+    if payment.method != Payment.Method.GATEWAY:
+        return "ok"
+    try:
+        result = gateway_for(payment.gateway).query(
+            reference=payment.reference, created_at=payment.created_at, requester_ip=requester_ip
+        )
+    except (KeyError, GatewayError, ForgedMessage):
+        return "unavailable"
+    return gateway_result_apply(gateway=payment.gateway, result=result, source=Source.GATEWAY_QUERY)
 
 
 def payment_expire_due(*, now: datetime | None = None, batch: int = 500) -> int:
