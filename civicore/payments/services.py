@@ -186,7 +186,7 @@ def payment_start(
     )
     if application.status != Application.Status.SUBMITTED:
         raise NotPayable(_("Submit the application before paying its fee."))
-    if application.organisation_id is not None:
+    if application.organisation is not None:
         # A business's fee is paid only by a member holding a current `pay` grant for the service.
         organisation_selectors.require_grant(
             person=payer,
