@@ -4,7 +4,9 @@ citizens from the population database are verified (assurance level 2); one more
 himself on the portal and is at level 1, to show how a service asks for a verified identity.
 Citizens' profiles carry realistic provenance: identity from the Ministry of Public Security's
 population database, marital status from the civil-status register, vehicles from the police,
-and education and a current address they declared themselves.
+and education and a current address they declared themselves. Agencies whose services charge a
+fee collect it into a demo bank account (VietQR transfers) or through the VNPAY sandbox gateway,
+and one of them has a payments officer.
 
 The demo secrets are fixed so the printed logins keep working across reloads. Never load the
 demo into a real installation.
@@ -13,6 +15,7 @@ demo into a real installation.
 from __future__ import annotations
 
 import datetime as dt
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,6 +159,82 @@ IDENTITY_AGENCY = "cong-an-xa-an-binh"
 # household business registration.
 BUSINESS = "8123456789"
 BUSINESS_SERVICE = "household-business-registration"
+
+
+# Fees: each agency with a service that charges anything collects into an account at one of the
+# banks that hold the State Treasury's collection accounts (real Napas BINs). The account numbers
+# start with DEMO, which no bank issues: a banking app that scans a demo VietQR code finds nobody.
+COLLECTION_BANKS = {
+    "ubnd-xa-an-binh": ("970415", "VietinBank"),
+    "cong-an-xa-an-binh": ("970418", "BIDV"),
+    "phong-kinh-te-an-binh": ("970436", "Vietcombank"),
+    "so-xay-dung": ("970405", "Agribank"),
+}
+DEFAULT_COLLECTION_BANK = ("970436", "Vietcombank")
+# The household business registration fee (fixed, due at submission) is collected here; its
+# payments officer sees the agency's payments and refunds them.
+PAYMENTS_AGENCY = "phong-kinh-te-an-binh"
+PAYMENTS_ROLES = ("payments_officer",)
+
+
+def demo_account_number(agency_code: str) -> str:
+    """A fixed, clearly fake account number for an agency (the same on every load)."""
+    return f"DEMO{zlib.crc32(agency_code.encode()):010d}"
+
+
+def _fee_agencies() -> list[Agency]:
+    from civicore.catalogue.models import Service
+    from civicore.payments.fees import charges_anything
+
+    codes = {
+        service.agency.code
+        for service in Service.objects.select_related("agency", "current_version").filter(
+            current_version__isnull=False
+        )
+        if service.current_version is not None
+        and charges_anything(service.current_version.definition.get("fee") or {"amount": 0})
+    }
+    return list(Agency.objects.filter(code__in=codes).order_by("code"))
+
+
+def _collection_accounts() -> None:
+    """One active account per agency that charges fees. An account already there (and whatever an
+    officer changed on it, e.g. closing it) is kept; loading again adds nothing."""
+    from civicore.payments.models import CollectionAccount
+
+    for agency in _fee_agencies():
+        if agency.collection_accounts.exists():
+            continue
+        bank_bin, bank_name = COLLECTION_BANKS.get(agency.code, DEFAULT_COLLECTION_BANK)
+        account = CollectionAccount(
+            agency=agency,
+            bank_bin=bank_bin,
+            bank_name=bank_name,
+            account_number=demo_account_number(agency.code),
+            account_name=agency.name_vi[:70],
+            currency="VND",
+            active=True,
+        )
+        account.full_clean()
+        account.save()
+
+
+def _payments_officer() -> list[DemoLogin]:
+    agency = Agency.objects.filter(code=PAYMENTS_AGENCY).first()
+    if agency is None:
+        return []
+    user = _user(f"payments.{agency.code}@demo.civicore.invalid", f"Kế toán {agency.name_vi}")
+    officer_provision(actor=None, user=user, agency=agency, roles=list(PAYMENTS_ROLES))
+    _totp(user, OFFICER_SECRET)
+    return [
+        DemoLogin(
+            f"payments officer ({agency.code}): payments, refunds",
+            user.email,
+            DEMO_PASSWORD,
+            OFFICER_SECRET,
+            user.full_name,
+        )
+    ]
 
 
 def _agency_admin() -> list[DemoLogin]:
@@ -344,6 +423,8 @@ def load() -> list[DemoLogin]:
             )
         )
     logins.extend(_agency_admin())
+    _collection_accounts()
+    logins.extend(_payments_officer())
     logins.extend(_business())
     logins.extend(_reports())
     logins.extend(_sensors())

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.django_db
 
 def test_first_load_creates_the_service_and_its_current_version():
     load_demo_agencies()
-    version = service_load(definition=definition())
+    version = service_load(definition=definition(version=1))
     service = Service.objects.get(code="birth-registration")
     assert service.current_version == version
     assert version.number == 1
@@ -45,7 +45,7 @@ def test_identical_reload_returns_the_same_version():
 
 def test_changed_definition_with_higher_version_becomes_current():
     load_demo_agencies()
-    first = service_load(definition=definition())
+    first = service_load(definition=definition(version=1))
     changed = definition(
         version=2, sla_working_days=3, name={"vi": "Đăng ký khai sinh (mới)", "en": "Register a birth"}
     )
@@ -160,11 +160,12 @@ def test_services_load_command_prints_outcome_per_file():
     load_demo_agencies()
     path = SHIPPED[0]
     out = StringIO()
+    number = definition(path.stem)["version"]
     call_command("services", "load", str(path), stdout=out)
-    assert f"created {path.stem} at version 1" in out.getvalue()
+    assert f"created {path.stem} at version {number}" in out.getvalue()
     out = StringIO()
     call_command("services", "load", str(path), stdout=out)
-    assert "version 1 unchanged" in out.getvalue()
+    assert f"version {number} unchanged" in out.getvalue()
 
 
 def test_services_load_command_fails_with_the_errors(tmp_path):

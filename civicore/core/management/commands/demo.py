@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
@@ -23,7 +24,8 @@ class Command(BaseCommand):
         serve = sub.add_parser(
             "serve",
             help="Run the web server (gunicorn) and the background worker; with MQTT_URL set, also "
-            "Mosquitto, sensor ingestion and the park simulator",
+            "Mosquitto, sensor ingestion and the park simulator; with VNPAY_PAYMENT_URL on this "
+            "machine, also the VNPAY sandbox gateway",
         )
         serve.add_argument("--port", type=int, default=8000)
         serve.add_argument("--workers", type=int, default=2)
@@ -55,6 +57,7 @@ class Command(BaseCommand):
         }
         civicore = os.path.join(bin_dir, "civicore")
         broker, with_sensors = self._start_broker() if settings.MQTT_URL else (None, False)
+        paysandbox = self._start_paysandbox(civicore=civicore, env=env, web_port=port)
         web = subprocess.Popen(  # noqa: S603 - fixed argument list
             [
                 os.path.join(bin_dir, "gunicorn"),
@@ -92,8 +95,21 @@ class Command(BaseCommand):
                 f"City sensors: the park simulator plays the demo's devices at {sensor_speed:g} times "
                 f"speed; watch them at http://127.0.0.1:{port}/office/sensors/ (sensor engineer login)."
             )
-        # Stopped in reverse order of starting: the broker last, after its clients.
-        children = [*([broker] if broker is not None else []), web, worker, *sensors]
+        if paysandbox is not None:
+            self.stdout.write(
+                f"Payments: the VNPAY sandbox gateway runs at {_origin(settings.VNPAY_PAYMENT_URL)}; "
+                "card and e-wallet payments go through its payment page and its callbacks to "
+                f"http://127.0.0.1:{port}{CALLBACK_PATH} (log: {settings.VAR_DIR / 'paysandbox.log'})."
+            )
+        # Stopped in reverse order of starting: the broker last, after its clients; the payment
+        # sandbox after the web server it calls back.
+        children = [
+            *([broker] if broker is not None else []),
+            *([paysandbox] if paysandbox is not None else []),
+            web,
+            worker,
+            *sensors,
+        ]
 
         def stop(signum: int, frame: Any) -> None:
             for child in reversed(children):
@@ -112,6 +128,63 @@ class Command(BaseCommand):
                 child.kill()
                 child.wait(timeout=5)
 
+    def _start_paysandbox(
+        self, *, civicore: str, env: dict[str, str], web_port: int
+    ) -> subprocess.Popen[bytes] | None:
+        """Start `civicore paysandbox serve` where VNPAY_PAYMENT_URL points, when that is this
+        machine, with the terminal's code and hash secret and its IPNs to this demo's callback
+        URL. None when it is not started here (a gateway elsewhere, no secret, the port taken):
+        the demo then runs without card payments, saying why."""
+        target = urlsplit(settings.VNPAY_PAYMENT_URL)
+        host = target.hostname or ""
+        if host not in LOCAL_HOSTS:
+            return None  # a real VNPAY, or a sandbox run elsewhere
+        port = target.port or (443 if target.scheme == "https" else 80)
+        if not settings.VNPAY_HASH_SECRET:
+            self.stderr.write(
+                "The payment sandbox is not started: VNPAY_HASH_SECRET is not set "
+                "(python -m civicore.core.envfile var/secrets.env adds one). Card payments are off."
+            )
+            return None
+        if _listening(host, port):
+            self.stderr.write(
+                f"The payment sandbox is not started: something already listens on {host}:{port} "
+                "(another Civicore demo?). Stop it, or point VNPAY_PAYMENT_URL and VNPAY_API_URL at "
+                "another port. The demo runs without card payments."
+            )
+            return None
+        log = settings.VAR_DIR / "paysandbox.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        command = [
+            civicore,
+            "paysandbox",
+            "serve",
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--tmn-code",
+            settings.VNPAY_TMN_CODE,
+            "--ipn-url",
+            f"http://127.0.0.1:{web_port}{CALLBACK_PATH}",
+        ]
+        # The secret goes through the environment, never the command line (`ps` shows that).
+        child_env = {**env, "VNPAY_HASH_SECRET": settings.VNPAY_HASH_SECRET}
+        with log.open("ab") as out:
+            process = subprocess.Popen(  # noqa: S603 - fixed argument list
+                command, env=child_env, stdout=out, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and process.poll() is None:
+            if _listening(host, port):
+                return process
+            time.sleep(0.1)
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=10)
+        self.stderr.write(f"The payment sandbox did not start; see {log}. Card payments are off.")
+        return None
+
     def _start_broker(self) -> tuple[subprocess.Popen[bytes] | None, bool]:
         """Start the demo's own Mosquitto when MQTT_URL names this machine, configured as
         `sensors broker-config` does (dynamic security, the admin) under var/mosquitto. Returns
@@ -126,7 +199,7 @@ class Command(BaseCommand):
         except ApplicationError as exc:
             self.stderr.write(f"City sensors are not started: {exc.message}")
             return None, False
-        if address.host not in ("127.0.0.1", "localhost", "::1"):
+        if address.host not in LOCAL_HOSTS:
             return None, True
         mosquitto = shutil.which("mosquitto") or next(
             (path for path in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.path.exists(path)),
@@ -172,6 +245,16 @@ class Command(BaseCommand):
             process.wait(timeout=10)
         self.stderr.write(f"City sensors are not started: Mosquitto did not start; see {log}.")
         return None, False
+
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+# Where the gateway's server-to-server callback (IPN) reaches the web server (civicore.payments.urls).
+CALLBACK_PATH = "/payments/gateways/vnpay/callback/"
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _listening(host: str, port: int) -> bool:
