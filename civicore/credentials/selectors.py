@@ -2,7 +2,8 @@
 
 Verification never trusts the uploaded file: the register (serial, SHA-256 of the exact bytes
 issued) decides validity together with a PAdES signature chaining to our own root CA.
-Anything malformed, foreign or unsigned is "unknown"; it never raises.
+Anything malformed, foreign or unsigned is "unknown"; it never raises. Other apps that sign
+documents the same way (payment receipts) add their register to `registers` at start-up.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import logging
 import re
 import uuid
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from cryptography import x509
 from django.conf import settings
@@ -26,9 +27,10 @@ from civicore.agencies.permissions import CASE_VIEW
 from civicore.agencies.selectors import officer_for_user
 from civicore.applications.models import Application
 from civicore.audit.services import record
-from civicore.core.errors import NotFound, PermissionDenied
+from civicore.core.errors import Conflict, NotFound, PermissionDenied
 from civicore.credentials.models import ResultDocument
 from civicore.credentials.services import CA_CERT, SERIAL_MARKER
+from civicore.payments import selectors as payment_selectors
 
 logger = logging.getLogger(__name__)
 
@@ -50,10 +52,33 @@ class Verification:
     issuer: str = ""
     issued_at: dt.datetime | None = None
     reason: str = ""
+    kind: str = ""  # what sort of document, when it is not a result ("Payment receipt")
+    facts: tuple[tuple[str, str], ...] = ()  # more (label, value) pairs from the register
 
     @property
     def is_valid(self) -> bool:
         return self.status == VALID
+
+
+@dataclass(frozen=True)
+class Registered:
+    """A signed document as a register knows it: what /verify may say about it."""
+
+    serial: uuid.UUID
+    title: str
+    issuer: str
+    issued_at: dt.datetime
+    revoked_at: dt.datetime | None = None
+    kind: str = ""
+    facts: tuple[tuple[str, str], ...] = ()
+
+
+class DocumentRegister(Protocol):
+    """Where /verify looks up a serial or the SHA-256 of a presented file."""
+
+    def by_serial(self, serial: uuid.UUID) -> Registered | None: ...
+
+    def by_sha256(self, digest: str) -> Registered | None: ...
 
 
 def results() -> QuerySet[ResultDocument]:
@@ -64,18 +89,52 @@ def result_by_serial(serial: uuid.UUID) -> ResultDocument | None:
     return results().filter(serial=serial).first()
 
 
-def _from_register(document: ResultDocument, status: Status, reason: str) -> Verification:
+def _registered_result(document: ResultDocument | None) -> Registered | None:
+    if document is None:
+        return None
+    return Registered(
+        serial=document.serial,
+        title=document.title,
+        issuer=document.agency.name,
+        issued_at=document.issued_at,
+        revoked_at=document.revoked_at,
+    )
+
+
+class _ResultRegister:
+    def by_serial(self, serial: uuid.UUID) -> Registered | None:
+        return _registered_result(result_by_serial(serial))
+
+    def by_sha256(self, digest: str) -> Registered | None:
+        return _registered_result(results().filter(sha256=digest).first())
+
+
+# Results first; apps append theirs in AppConfig.ready().
+registers: list[DocumentRegister] = [_ResultRegister()]
+
+
+def _by_serial(serial: uuid.UUID) -> Registered | None:
+    return next((found for r in registers if (found := r.by_serial(serial)) is not None), None)
+
+
+def _by_sha256(digest: str) -> Registered | None:
+    return next((found for r in registers if (found := r.by_sha256(digest)) is not None), None)
+
+
+def _from_register(document: Registered, status: Status, reason: str) -> Verification:
     return Verification(
         status=status,
         serial=str(document.serial),
         title=document.title,
-        issuer=document.agency.name,
+        issuer=document.issuer,
         issued_at=document.issued_at,
         reason=reason,
+        kind=document.kind,
+        facts=document.facts,
     )
 
 
-def _revoked_reason(document: ResultDocument) -> str:
+def _revoked_reason(document: Registered) -> str:
     revoked = timezone.localtime(document.revoked_at) if document.revoked_at else None
     return _("This document was revoked by its issuer on %(date)s.") % {
         "date": revoked.strftime("%d/%m/%Y") if revoked else ""
@@ -88,7 +147,7 @@ def document_lookup(*, serial: str) -> Verification:
         parsed = uuid.UUID(str(serial).strip())
     except (ValueError, TypeError, AttributeError):
         return Verification(status=UNKNOWN, reason=_("This is not a document serial number."))
-    document = result_by_serial(parsed)
+    document = _by_serial(parsed)
     if document is None:
         return Verification(status=UNKNOWN, reason=_("No document with this serial number was issued."))
     if document.revoked_at is not None:
@@ -164,25 +223,25 @@ def _check_signatures(
     return checks
 
 
-def _claimed_serial(pdf: bytes) -> ResultDocument | None:
+def _claimed_serial(pdf: bytes) -> Registered | None:
     """The register entry a document names in its metadata, even if its bytes were changed."""
     match = _SERIAL_IN_BYTES.search(pdf)
     if match is None:
         return None
     try:
-        return result_by_serial(uuid.UUID(match.group(1).decode()))
+        return _by_serial(uuid.UUID(match.group(1).decode()))
     except ValueError:
         return None
 
 
 def document_verify(*, pdf: bytes) -> Verification:
-    """Tell whether a PDF is a result we issued, unchanged since signing."""
+    """Tell whether a PDF is a document we issued (a result, a receipt), unchanged since signing."""
     if len(pdf) > settings.UPLOAD_MAX_BYTES:
         return Verification(status=UNKNOWN, reason=_("The file is too large to be a document we issued."))
     if b"%PDF-" not in pdf[:_HEADER_WINDOW]:
         return Verification(status=UNKNOWN, reason=_("The file is not a PDF document."))
 
-    registered = results().filter(sha256=hashlib.sha256(pdf).hexdigest()).first()
+    registered = _by_sha256(hashlib.sha256(pdf).hexdigest())
     claimed = registered or _claimed_serial(pdf)
     ca = _our_ca()
     # The register is our own record of when a document was signed, so a certificate that
@@ -220,6 +279,12 @@ def document_verify(*, pdf: bytes) -> Verification:
     return Verification(status=UNKNOWN, reason=_("The PDF was not signed by this service."))
 
 
+class FeeUnpaid(Conflict):
+    """The result is released once the application's fee is paid."""
+
+    code = "fee_unpaid"
+
+
 def result_for_download(*, user: Any, public_id: uuid.UUID) -> ResultDocument:
     """The signed result of an application, for its applicant or an officer of the issuing agency.
 
@@ -238,6 +303,9 @@ def result_for_download(*, user: Any, public_id: uuid.UUID) -> ResultDocument:
     if application.applicant.user_id == user.pk:
         if document is None:
             raise NotFound("The result has not been issued yet", code="result_not_found")
+        fee = payment_selectors.fee_status(application=application)
+        if fee is not None and fee.blocks_release:
+            raise FeeUnpaid(_("Pay the application's fee to download your document."))
         return document
 
     officer = officer_for_user(user)

@@ -13,10 +13,11 @@ import io
 import os
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -24,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID, ObjectIdentifier
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -347,11 +348,12 @@ def _bilingual(value: Any) -> tuple[str, str]:
     return (str(value) if value is not None else ""), ""
 
 
-def _applicant_full_name(application: Application) -> str:
+def person_full_name(person: Any) -> str:
+    """A person's name as documents print it: the profile's full name, else the account's."""
     from civicore.identity.models import ProfileItem
 
-    item = application.applicant.items.filter(key=ProfileItem.Key.FULL_NAME).first()
-    return item.value if item else application.applicant.user.full_name
+    item = person.items.filter(key=ProfileItem.Key.FULL_NAME).first()
+    return item.value if item else person.user.full_name
 
 
 @cache
@@ -364,7 +366,10 @@ def _register_fonts() -> None:
 
 
 @dataclass
-class _Content:
+class DocumentContent:
+    """What a signed document shows: the issuing agency, a bilingual title, labelled rows and a
+    footer with the date, a reference and the QR code that leads to `verify_url`."""
+
     serial: uuid.UUID
     agency_vi: str
     agency_en: str
@@ -384,7 +389,7 @@ def _qr_png(data: str) -> bytes:
     return out.getvalue()
 
 
-def _render_pdf(content: _Content) -> bytes:
+def _render_pdf(content: DocumentContent) -> bytes:
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.units import mm
     from reportlab.lib.utils import ImageReader, simpleSplit
@@ -463,7 +468,10 @@ def _render_pdf(content: _Content) -> bytes:
     return buffer.getvalue()
 
 
-def _sign_pdf(pdf: bytes, *, agency_name: str) -> bytes:
+RESULT_REASON = "Kết quả giải quyết thủ tục hành chính / Result of an administrative procedure"
+
+
+def _sign_pdf(pdf: bytes, *, agency_name: str, reason: str) -> bytes:
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.sign import fields, signers
 
@@ -472,13 +480,63 @@ def _sign_pdf(pdf: bytes, *, agency_name: str) -> bytes:
         field_name="CivicoreSignature",
         subfilter=fields.SigSeedSubFilter.PADES,
         md_algorithm="sha256",
-        reason="Kết quả giải quyết thủ tục hành chính / Result of an administrative procedure",
+        reason=reason,
         location="Việt Nam",
         name=agency_name,
     )
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
     output = signers.sign_pdf(writer, meta, signer=signer)
     return bytes(output.getvalue())
+
+
+def signed_document(content: DocumentContent, *, reason: str = RESULT_REASON) -> bytes:
+    """The document rendered as an A4 PDF and PAdES-signed in the name of its agency.
+
+    Slow (rendering and signing): call it outside any transaction that holds locks.
+    SigningNotConfigured when the signing material is missing.
+    """
+    return _sign_pdf(_render_pdf(content), agency_name=content.agency_vi, reason=reason)
+
+
+_Stored = TypeVar("_Stored", bound=models.Model)
+
+
+def signed_document_store(
+    entry: _Stored,
+    *,
+    signed: bytes,
+    action: str,
+    person: Any,
+    agency: Any,
+    details: dict[str, Any],
+    issued_meanwhile: Callable[[], _Stored | None],
+) -> _Stored:
+    """Register a signed PDF: its file in private storage, then its row (with the SHA-256 of
+    the exact bytes, for /verify) and an audit entry, committed together.
+
+    `entry` is an unsaved register row with `serial`, `file` and `sha256` fields and a unique
+    constraint that allows one document per subject. When another worker registered one
+    meanwhile, that row (`issued_meanwhile()`) is returned and this file removed.
+    """
+    row: Any = entry
+    row.sha256 = hashlib.sha256(signed).hexdigest()
+    row.file.save(f"{row.serial}.pdf", ContentFile(signed), save=False)
+    try:
+        with transaction.atomic():
+            row.save()
+            record(actor=None, action=action, subject=row, person=person, agency=agency, details=details)
+    except IntegrityError:
+        row.file.delete(save=False)
+        winner = issued_meanwhile()
+        if winner is None:
+            raise
+        return winner
+    return entry
+
+
+def verify_url(serial: uuid.UUID) -> str:
+    """Where a document's QR code leads: its entry on the public verification page."""
+    return f"{settings.SITE_URL}/verify/{serial}/"
 
 
 def _decided_at(application: Application) -> dt.datetime | None:
@@ -513,7 +571,7 @@ def result_issue(*, application_id: int) -> ResultDocument:
     values: dict[str, Any] = {
         "reference": application.reference or "",
         "decided_at": _decided_at(application),
-        "applicant": {"full_name": _applicant_full_name(application)},
+        "applicant": {"full_name": person_full_name(application.applicant)},
         "answers": answers,
     }
     rows: list[tuple[str, str, str]] = []
@@ -526,7 +584,7 @@ def result_issue(*, application_id: int) -> ResultDocument:
 
     serial = uuid.uuid4()
     issued_at = timezone.now()
-    content = _Content(
+    content = DocumentContent(
         serial=serial,
         agency_vi=agency.name_vi,
         agency_en=agency.name_en,
@@ -535,36 +593,21 @@ def result_issue(*, application_id: int) -> ResultDocument:
         fields=rows,
         reference=application.reference or "",
         issued_at=issued_at,
-        verify_url=f"{settings.SITE_URL}/verify/{serial}/",
+        verify_url=verify_url(serial),
     )
     # Rendering and signing happen outside the transaction: they are slow and need no lock.
-    signed = _sign_pdf(_render_pdf(content), agency_name=agency.name_vi)
+    signed = signed_document(content)
 
     document = ResultDocument(
-        serial=serial,
-        application=application,
-        agency=agency,
-        title=title_vi[:300],
-        sha256=hashlib.sha256(signed).hexdigest(),
-        issued_at=issued_at,
+        serial=serial, application=application, agency=agency, title=title_vi[:300], issued_at=issued_at
     )
-    document.file.save(f"{serial}.pdf", ContentFile(signed), save=False)
-    try:
-        with transaction.atomic():
-            document.save()
-            record(
-                actor=None,
-                action="result.issued",
-                subject=document,
-                person=application.applicant,
-                agency=agency,
-                details={"serial": str(serial), "reference": application.reference},
-            )
-    except IntegrityError:
-        # Another worker issued it meanwhile; the OneToOne keeps the application to one document.
-        document.file.delete(save=False)
-        winner = ResultDocument.objects.filter(application_id=application_id).first()
-        if winner is None:
-            raise
-        return winner
-    return document
+    # The OneToOne keeps the application to one document, whoever issued it first.
+    return signed_document_store(
+        document,
+        signed=signed,
+        action="result.issued",
+        person=application.applicant,
+        agency=agency,
+        details={"serial": str(serial), "reference": application.reference},
+        issued_meanwhile=lambda: ResultDocument.objects.filter(application_id=application_id).first(),
+    )

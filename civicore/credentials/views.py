@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import uuid
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.http.response import HttpResponseBase
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from civicore.core.errors import NotFound, PermissionDenied
 from civicore.core.files import private_file_response
 from civicore.credentials.forms import CodeForm, UploadForm
 from civicore.credentials.models import ResultDocument
-from civicore.credentials.selectors import Verification, document_lookup, document_verify, result_for_download
+from civicore.credentials.selectors import (
+    FeeUnpaid,
+    Verification,
+    document_lookup,
+    document_verify,
+    result_for_download,
+)
 
 
 def _page(
@@ -58,13 +66,16 @@ def verify_serial(request: HttpRequest, serial: uuid.UUID) -> HttpResponse:
 
 @login_required
 @require_GET
-def result_download(request: HttpRequest, public_id: uuid.UUID) -> FileResponse:
+def result_download(request: HttpRequest, public_id: uuid.UUID) -> HttpResponseBase:
     try:
         document = result_for_download(user=request.user, public_id=public_id)
     except NotFound as exc:
         raise Http404(exc.message) from None
     except PermissionDenied as exc:
         raise DjangoPermissionDenied(exc.message) from None
+    except FeeUnpaid as exc:
+        messages.warning(request, exc.message)
+        return redirect("payments:pay", application_id=public_id)
     return pdf_response(document)
 
 

@@ -257,3 +257,25 @@ class StatementLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account} {self.bank_reference}"
+
+
+class Receipt(models.Model):
+    """The signed e-receipt of a paid payment, issued once and never changed: a later refund is
+    a refund of its own, not a new receipt. The register entry (serial, SHA-256 of the exact
+    bytes issued) lets /verify vouch for the PDF, as it does for results."""
+
+    serial = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    number = models.CharField(max_length=32, unique=True)
+    payment = models.OneToOneField(Payment, on_delete=models.PROTECT, related_name="receipt")
+    # What the receipt states was paid, as printed on it.
+    amount_minor = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    file = models.FileField(upload_to="receipts/", max_length=300)
+    sha256 = models.CharField(max_length=64, db_index=True)
+    issued_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-issued_at"]
+
+    def __str__(self) -> str:
+        return self.number
