@@ -131,6 +131,7 @@ def _mount() -> None:
     api.add_router("/consent", "civicore.consent.api.router")
     api.add_router("/exchange", "civicore.identity.exchange_api.router")
     api.add_router("/sensors", "civicore.sensors.api.router")
+    api.add_router("/payments", "civicore.payments.api.router")
 
 
 _mount()

@@ -27,6 +27,7 @@ urlpatterns = [
     path("office/verify-identity/", verify_identity, name="office_verify_identity"),
     path("business/", include("civicore.organisations.urls")),
     path("", include("civicore.exchange.urls")),  # /office/deliveries/, /my-data/changes/
+    path("office/payments/", include("civicore.payments.urls_office")),
     path("office/", include("civicore.cases.urls")),
     path("verify/", include("civicore.credentials.urls")),
     path("results/", include("civicore.credentials.urls_results")),

@@ -66,6 +66,8 @@ REPORT_HANDLER = "report_handler"  # officer of `agency`, role report_handler (i
 REPORT_TRIAGER = "report_triager"  # officer of a third agency, role report_triager (routes any report)
 SENSOR_OPERATOR = "sensor_operator"  # officer of `agency`, role sensor_operator (watch, alarms, commands)
 SENSOR_ENGINEER = "sensor_engineer"  # officer of `agency`, role sensor_engineer (also devices and rules)
+CASHIER = "cashier"  # officer of `agency`, role cashier (payment.view)
+PAYMENTS_OFFICER = "payments_officer"  # officer of `agency`, role payments_officer (also payment.refund)
 
 ROLES = (
     ANONYMOUS,
@@ -81,6 +83,8 @@ ROLES = (
     REPORT_TRIAGER,
     SENSOR_OPERATOR,
     SENSOR_ENGINEER,
+    CASHIER,
+    PAYMENTS_OFFICER,
 )
 BUSINESS = frozenset({BUSINESS_FILE, BUSINESS_VIEW, BUSINESS_ADMIN})
 
@@ -91,6 +95,7 @@ PEOPLE = frozenset({CITIZEN}) | BUSINESS  # users with a citizen identity
 OFFICERS = frozenset({CASEWORKER, DECIDER, OTHER_AGENCY, AGENCY_ADMIN})
 CASE_OFFICERS = frozenset({CASEWORKER, DECIDER})  # case.view in the case's agency
 SYSTEMS = frozenset({AGENCY_ADMIN, OTHER_AGENCY})  # systems.manage / agency.admin somewhere
+PAY_VIEW = frozenset({CASHIER, PAYMENTS_OFFICER})  # payment.view in `agency`
 
 
 def only(*roles: str) -> frozenset[str]:
@@ -196,12 +201,15 @@ def build_world() -> World:
                 "report_handler",
                 "ai_steward",
                 "sensor_engineer",
+                "payments_officer",
             ),
         ),
         REPORT_HANDLER: make_officer(agency, roles=("report_handler",)),
         REPORT_TRIAGER: make_officer(AgencyFactory(), roles=("report_triager",)),
         SENSOR_OPERATOR: make_officer(agency, roles=("sensor_operator",)),
         SENSOR_ENGINEER: make_officer(agency, roles=("sensor_engineer",)),
+        CASHIER: make_officer(agency, roles=("cashier",)),
+        PAYMENTS_OFFICER: make_officer(agency, roles=("payments_officer",)),
     }
     system, _key = make_system(agency=agency)
     users: dict[str, Any] = {ANONYMOUS: None}
@@ -261,6 +269,45 @@ def issue_result(w: World, settings: Any, directory: Any) -> None:
     decider = w.officers[DECIDER]
     case_approve(case=case_claim(case=w.case, officer=decider), officer=decider)
     result_issue(application_id=w.application.pk)
+
+
+def payment_objects(w: World) -> dict[str, Any]:
+    """A fee of `agency` the citizen paid by bank transfer, with a bank-transfer refund on its
+    way, and a credit on the agency's account that matches nothing (for the queue)."""
+    from civicore.payments import services as payment_services
+    from civicore.payments.models import StatementImport, StatementLine
+    from civicore.payments.tests.factories import FEE, collection_account, make_payment
+
+    service = make_service(agency=w.agency, fee=FEE)
+    account = collection_account(w.agency)
+    payment = make_payment(make_submitted(w.persons[CITIZEN], service))
+    payment_services.payment_settle(
+        reference=payment.reference, amount_minor=payment.amount_minor, currency=payment.currency,
+        source="statement", key="bank:matrix:1", at=timezone.now(), bank_reference="FT-MATRIX-1",
+    )  # fmt: skip
+    refund = payment_services.refund_request(
+        payment=payment, amount_minor=1000, reason="matrix", officer=w.officers[PAYMENTS_OFFICER]
+    )
+    statement = StatementImport.objects.create(
+        checksum="0" * 64, filename="m.xml", message_id="M", kind="camt.053"
+    )
+    line = StatementLine.objects.create(
+        statement=statement, collection_account=account, account=account.account_number,
+        bank_reference="FT-MATRIX-2", booked_on=timezone.localdate(), amount_minor=7000, currency="VND",
+        remittance="UNG HO", status=StatementLine.Status.UNMATCHED,
+    )  # fmt: skip
+    return {"payment": payment, "refund": refund, "line": line}
+
+
+def issue_receipt(w: World, settings: Any, directory: Any) -> None:
+    """The signed receipt of the citizen's paid fee."""
+    from civicore.credentials.services import signing_material_reset, signing_setup
+    from civicore.payments import receipts
+
+    signing_setup(directory=directory)
+    settings.SIGNING_DIR = directory
+    signing_material_reset()
+    w.extra["receipt"] = receipts.receipt_issue(payment_id=w.extra["payment"].pk)
 
 
 def exchange_objects(w: World) -> dict[str, Any]:
@@ -802,6 +849,100 @@ ROWS: list[Row] = [
         params=lambda w: {"code": "vnpay"},
         note="the gateway's signature is the only credential: unsigned, every caller gets RspCode 97",
     ),
+    # --- payments: the payer's pages ------------------------------------------------------------
+    Row(
+        "GET",
+        "payments/pay/<uuid:application_id>/",
+        only(CITIZEN),
+        params=lambda w: {"application_id": w.application.public_id},
+        label="own",
+        note="no fee: a redirect to the application",
+    ),
+    Row(
+        "GET",
+        "payments/pay/<uuid:application_id>/",
+        only(BUSINESS_FILE, BUSINESS_VIEW),
+        params=lambda w: {"application_id": w.org_application.public_id},
+        label="business's",
+        note="seeing the fee needs a view grant; paying it, the pay grant (checked by the service)",
+    ),
+    Row(
+        "POST",
+        "payments/pay/<uuid:application_id>/",
+        only(CITIZEN),
+        params=lambda w: {"application_id": w.application.public_id},
+        data=lambda w: {"method": "vietqr"},
+        label="own",
+    ),
+    Row(
+        "GET",
+        "payments/<uuid:public_id>/",
+        only(CITIZEN),
+        params=lambda w: {"public_id": w.extra["payment"].public_id},
+        needs=("payment",),
+        note="the payer only; anyone else's is 404",
+    ),
+    Row(
+        "GET",
+        "payments/<uuid:public_id>/return/",
+        only(CITIZEN),
+        params=lambda w: {"public_id": w.extra["payment"].public_id},
+        needs=("payment",),
+        note="unsigned parameters only tell the payer what is known",
+    ),
+    Row(
+        "GET",
+        "payments/<uuid:public_id>/receipt.pdf",
+        only(CITIZEN),
+        params=lambda w: {"public_id": w.extra["receipt"].payment.public_id},
+        needs=("receipt",),
+        note="the payer only; anyone else's is 404",
+    ),
+    # --- payments: the back office (payment.view; refunds, statements and the queue payment.refund)
+    Row("GET", "office/payments/", PAY_VIEW | {OTHER_AGENCY}, note="own agency's payments"),
+    Row("GET", "office/payments/export.csv", PAY_VIEW | {OTHER_AGENCY}, note="own agency's payments"),
+    Row("GET", "office/payments/reconciliation/", PAY_VIEW | {OTHER_AGENCY}, note="own agency's queue"),
+    Row("GET", "office/payments/statements/", PAY_VIEW | {OTHER_AGENCY}, note="own agency's imports"),
+    Row(
+        "POST",
+        "office/payments/statements/",
+        only(PAYMENTS_OFFICER, OTHER_AGENCY),
+        data=lambda w: {},
+        note="payment.refund; no file is a form error (422)",
+    ),
+    Row(
+        "GET",
+        "office/payments/<uuid:public_id>/",
+        PAY_VIEW,
+        params=lambda w: {"public_id": w.extra["payment"].public_id},
+        needs=("payment",),
+    ),
+    Row(
+        "POST",
+        "office/payments/<uuid:public_id>/refund/",
+        only(PAYMENTS_OFFICER),
+        params=lambda w: {"public_id": w.extra["payment"].public_id},
+        data=lambda w: {"amount": "1000", "reason": "matrix"},
+        needs=("payment",),
+    ),
+    Row(
+        "POST",
+        "office/payments/<uuid:public_id>/refunds/<str:reference>/confirm/",
+        only(PAYMENTS_OFFICER),
+        params=lambda w: {
+            "public_id": w.extra["payment"].public_id,
+            "reference": w.extra["refund"].reference,
+        },
+        needs=("payment",),
+    ),
+    Row(
+        "POST",
+        "office/payments/reconciliation/<int:line_id>/resolve/",
+        only(PAYMENTS_OFFICER),
+        params=lambda w: {"line_id": w.extra["line"].pk},
+        data=lambda w: {"action": "note", "note": "matrix"},
+        needs=("payment",),
+    ),
     Row("GET", "office/sensors/", SENSOR_LISTS),
     Row("GET", "office/sensors/add/device/", only(SENSOR_ENGINEER, OTHER_AGENCY), note="sensor.manage"),
     Row(
@@ -986,6 +1127,61 @@ ROWS: list[Row] = [
         only(AGENCY_ADMIN),
         params=lambda w: {"delivery_id": w.extra["delivery_id"]},
         needs=("exchange",),
+    ),
+    # --- API: payments ------------------------------------------------------------------------------
+    Row(
+        "POST",
+        "/api/v1/payments",
+        only(CITIZEN),
+        body=lambda w: {"application_id": str(w.application.public_id), "method": "vietqr"},
+        label="own",
+        note="no fee: 409 nothing_to_pay",
+    ),
+    Row(
+        "POST",
+        "/api/v1/payments",
+        NOBODY,
+        body=lambda w: {"application_id": str(w.org_application.public_id), "method": "vietqr"},
+        label="business's",
+        note="the pay grant only; no role of the matrix holds it",
+    ),
+    Row(
+        "GET",
+        "/api/v1/payments",
+        only(CITIZEN),
+        path=lambda w: f"/api/v1/payments?application_id={w.application.public_id}",
+        label="own",
+    ),
+    Row(
+        "GET",
+        "/api/v1/payments",
+        only(BUSINESS_FILE, BUSINESS_VIEW),
+        path=lambda w: f"/api/v1/payments?application_id={w.org_application.public_id}",
+        label="business's",
+    ),
+    Row(
+        "GET",
+        "/api/v1/payments/{payment_id}",
+        only(CITIZEN) | PAY_VIEW,
+        params=lambda w: {"payment_id": w.extra["payment"].public_id},
+        needs=("payment",),
+        note="the payer, or the agency's officers holding payment.view",
+    ),
+    Row(
+        "GET",
+        "/api/v1/payments/{payment_id}/refunds",
+        only(CITIZEN) | PAY_VIEW,
+        params=lambda w: {"payment_id": w.extra["payment"].public_id},
+        needs=("payment",),
+    ),
+    Row(
+        "POST",
+        "/api/v1/payments/{payment_id}/refunds",
+        only(PAYMENTS_OFFICER),
+        params=lambda w: {"payment_id": w.extra["payment"].public_id},
+        body=lambda w: {"amount_minor": 1000, "reason": "matrix"},
+        needs=("payment",),
+        note="payment.refund of the payment's agency only",
     ),
     # --- API: catalogue (public) -------------------------------------------------------------------
     Row("GET", "/api/v1/catalogue/services", EVERYONE),
@@ -1327,6 +1523,10 @@ def test_matrix(row: Row, settings: Any, tmp_path: Any) -> None:
         w.extra.update(exchange_objects(w))
     if "consent" in row.needs:
         w.extra["consent"] = consent_of_citizen(w)
+    if "payment" in row.needs or "receipt" in row.needs:
+        w.extra.update(payment_objects(w))
+    if "receipt" in row.needs:
+        issue_receipt(w, settings, tmp_path / "signing")
     if "routing" in row.needs:
         from civicore.routing.tests.factories import make_model
 

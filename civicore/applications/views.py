@@ -21,6 +21,7 @@ from civicore.identity.models import Person
 from civicore.identity.selectors import person_for_user
 from civicore.identity.views import step_up_response
 from civicore.organisations.acting import acting_organisation
+from civicore.payments import selectors as payment_selectors
 
 
 def _person(request: HttpRequest) -> Person:
@@ -138,6 +139,7 @@ def _status_page(request: HttpRequest, application: Application) -> HttpResponse
         "fields": selectors.form_fields(application),
         "result": result,
         "version": application.service_version,
+        "fee": payment_selectors.fee_status(application=application),
     }
     return render(request, "applications/status.html", context)
 
@@ -155,6 +157,7 @@ def application_receipt(request: HttpRequest, public_id: uuid.UUID) -> HttpRespo
             "application": application,
             "case": application.case,
             "documents": selectors.documents_of(application),
+            "fee": payment_selectors.fee_status(application=application),
         },
     )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from civicore.audit.models import AuditEntry
+from civicore.core import rowsql
 
 GENESIS = "0" * 64
 # Any constant works: it names the lock that serialises sealing on PostgreSQL.
@@ -97,6 +98,26 @@ def entry(
         person=person,
         details=json.loads(json.dumps(details or {}, default=str)),
     )
+
+
+def record_many(*, actor: Any, entries: Iterable[tuple[str, str, str, int | None, dict[str, Any]]]) -> None:
+    """`record()` for a batch of entries by one actor, each (action, subject_type, subject_id,
+    agency id, details), in the caller's transaction: one COPY on PostgreSQL instead of an INSERT
+    per entry (a bank statement's payments). The rows are the ones `record()` would write."""
+    is_user = actor is not None and getattr(actor, "is_authenticated", False)
+    actor_id = actor.pk if is_user else None
+    label = str(actor) if actor is not None else "system"
+    now = timezone.now()
+    rowsql.insert_many(
+        AuditEntry,
+        ("at", "actor_id", "actor_label", "agency_id", "action", "subject_type", "subject_id", "details",
+         "prev_hash", "hash"),
+        (
+            (now, actor_id, label, agency_id, action, subject_type, subject_id,
+             json.loads(json.dumps(details, default=str)), "", "")
+            for action, subject_type, subject_id, agency_id, details in entries
+        ),
+    )  # fmt: skip
 
 
 def seal(batch_size: int = SEAL_BATCH) -> int:

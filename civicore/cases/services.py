@@ -22,6 +22,7 @@ from civicore.cases.models import Case, CaseEvent
 from civicore.core import jobs
 from civicore.core.errors import Conflict, PermissionDenied, ValidationFailed
 from civicore.core.workdays import add_working_days, working_days_between
+from civicore.payments import selectors as payment_selectors
 
 MAX_MESSAGE = 4000
 
@@ -240,6 +241,12 @@ def case_provide_info(
 def case_approve(*, case: Case, officer: Officer, reason: str = "") -> Case:
     case = _locked(case)
     transition = _check(case, "approve", officer=officer)
+    fee = payment_selectors.fee_status(application=case.application)
+    if fee is not None and fee.blocks_decision:
+        raise TransitionNotAllowed(
+            _("The fee due at submission has not been paid: the application can be approved once it is."),
+            code="fee_unpaid",
+        )
     case.decision_reason = _message(reason, required=False)
     case.closed_at = timezone.now()
     _move(case, transition, actor=officer.user, kind=CaseEvent.Kind.APPROVED, message=case.decision_reason)
@@ -261,6 +268,8 @@ def case_reject(*, case: Case, officer: Officer, reason: str) -> Case:
     case.closed_at = timezone.now()
     _move(case, transition, actor=officer.user, kind=CaseEvent.Kind.REJECTED, message=case.decision_reason)
     case.save(update_fields=["state", "decision_reason", "closed_at"])
+    # A fee already paid for a rejected application is proposed for refund to the agency's cashiers.
+    jobs.enqueue("payments.propose_refund", application_id=case.application_id, reason=case.decision_reason)
     _notify_applicant(
         case,
         _("Application %(ref)s rejected") % {"ref": case.application.reference},

@@ -13,10 +13,11 @@ handlers must be idempotent.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from importlib import import_module
 from typing import Any
@@ -27,6 +28,7 @@ from django.db import DatabaseError, connections, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from civicore.core import rowsql
 from civicore.core.models import Job
 
 logger = logging.getLogger(__name__)
@@ -94,6 +96,40 @@ def enqueue(name: str, *, delay: timedelta | None = None, **payload: Any) -> Job
     if settings.JOBS_RUN_INLINE:
         transaction.on_commit(lambda: run_one(created.pk))
     return created
+
+
+def job_row(name: str, **payload: Any) -> Job:
+    """The row `enqueue` writes, not yet saved, for a service that writes it in one statement
+    with the change it follows (`rowsql.insert`) and then calls `enqueued`."""
+    if name not in _registry:
+        raise KeyError(f"No job handler registered for {name!r}")
+    return Job(name=name, payload=payload, max_attempts=settings.JOBS_MAX_ATTEMPTS, run_after=timezone.now())
+
+
+def enqueued(*written: Job) -> None:
+    """After rows from `job_row` are written: what `enqueue` does then."""
+    if settings.JOBS_RUN_INLINE:
+        for each in written:
+            transaction.on_commit(functools.partial(run_one, each.pk))
+
+
+def enqueue_many(name: str, payloads: Sequence[dict[str, Any]]) -> None:
+    """`enqueue` for a batch of jobs of one kind (a bank statement's payments), in the caller's
+    transaction: one COPY on PostgreSQL instead of an INSERT per job."""
+    if name not in _registry:
+        raise KeyError(f"No job handler registered for {name!r}")
+    if settings.JOBS_RUN_INLINE:  # each is run after the commit, so each needs its id
+        for payload in payloads:
+            enqueue(name, **payload)
+        return
+    now = timezone.now()
+    attempts = settings.JOBS_MAX_ATTEMPTS
+    rowsql.insert_many(
+        Job,
+        ("name", "payload", "status", "attempts", "max_attempts", "run_after", "locked_by", "last_error",
+         "created_at"),
+        ((name, payload, Job.Status.PENDING, 0, attempts, now, "", "", now) for payload in payloads),
+    )  # fmt: skip
 
 
 def backoff(attempts: int) -> timedelta:

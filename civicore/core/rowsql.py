@@ -13,13 +13,13 @@ They call no `save()`, send no model signals and validate nothing: use them for 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, connections, models
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
 from django.db.models import Field, ForeignObject, Model
@@ -380,3 +380,57 @@ def _insert_one_by_one(conn: BaseDatabaseWrapper, objs: Sequence[Model]) -> None
             else:
                 db.execute(sql, values)
                 obj.pk = db.lastrowid
+
+
+# Fields whose values the drivers take as they are; any other field's values go through its
+# get_db_prep_save (JSON, encryption at rest, UUIDs), and dates and times too except on PostgreSQL.
+_AS_IS = (
+    models.AutoField, models.BigAutoField, models.BooleanField, models.CharField, models.IntegerField,
+    models.BigIntegerField, models.PositiveIntegerField, models.PositiveBigIntegerField,
+    models.SmallIntegerField, models.TextField,
+)  # fmt: skip
+
+
+def _passes_as_is(field: Field[Any, Any], conn: BaseDatabaseWrapper) -> bool:
+    if isinstance(field, ForeignObject):
+        return True
+    if conn.vendor == "postgresql" and type(field) in (models.DateTimeField, models.DateField):
+        return True  # psycopg writes aware datetimes and dates as Django would
+    return type(field) in _AS_IS
+
+
+def insert_many(model: type[Model], fields: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """INSERT many rows of `model` and read nothing back, for a batch too large for model
+    instances (a bank statement's lines). `fields` are attnames; each row holds their values as
+    the model fields take them (aware datetimes, dicts for JSON, plain text for encrypted
+    fields), converted by the fields' own get_db_prep_save where the driver would not take them
+    as they are. On PostgreSQL the rows go in one COPY, streamed to the server while the caller's
+    generator builds them; elsewhere with executemany. Like `insert`: no save(), no signals,
+    nothing validated."""
+    conn = connections[DEFAULT_DB_ALIAS]
+    meta = model._meta
+    targets: list[Field[Any, Any]] = [meta.get_field(name) for name in fields]  # type: ignore[misc]
+    converted = [(index, field) for index, field in enumerate(targets) if not _passes_as_is(field, conn)]
+
+    def prepared(row: Sequence[Any]) -> Sequence[Any]:
+        if not converted:
+            return row
+        values = list(row)
+        for index, field in converted:
+            values[index] = field.get_db_prep_save(values[index], connection=conn)
+        return values
+
+    qn = conn.ops.quote_name
+    table = qn(meta.db_table)
+    columns = ", ".join(qn(_column(field)) for field in targets)
+    with conn.cursor() as db:
+        if conn.vendor == "postgresql":
+            with conn.wrap_database_errors, db.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(prepared(row))
+            return
+        placeholders = ", ".join(["%s"] * len(targets))
+        db.executemany(
+            f"INSERT INTO {table} ({columns}) VALUES ({placeholders})",  # noqa: S608 - model names
+            [prepared(row) for row in rows],
+        )

@@ -10,26 +10,28 @@ for an officer instead of being counted. Every change is an event and an audit e
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Sum
+from django.db import connection, transaction
+from django.db.models import Field, Sum
+from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from civicore.agencies import permissions
 from civicore.applications.models import Application
 from civicore.audit import services as audit
-from civicore.core import jobs
+from civicore.catalogue.presentation import format_money
+from civicore.core import jobs, rowsql
 from civicore.core.errors import ApplicationError, Conflict, NotFound, ValidationFailed
 from civicore.identity.models import Person
 from civicore.organisations import selectors as organisation_selectors
-from civicore.payments import camt, fees, references
+from civicore.payments import camt, references, selectors
 from civicore.payments.gateways import (
     ForgedMessage,
     GatewayError,
@@ -111,6 +113,25 @@ class Settled:
 paid_hooks: list[Callable[[Payment], None]] = []
 
 
+def payer_notify_paid(payment: Payment) -> None:
+    """Tell the payer the fee is paid (a paid hook): once, however often the job runs."""
+    from civicore.notify.services import notification_send
+
+    with transaction.atomic():
+        locked = _locked(payment.reference)
+        if locked is None or locked.events.filter(kind="payer_notified").exists():
+            return
+        _record(locked, kind="payer_notified", source=Source.SYSTEM, to_status=locked.status)
+        application = locked.application
+        notification_send(
+            user=locked.payer.user,
+            subject=_("Fee paid for application %(ref)s") % {"ref": application.reference},
+            body=_("We received %(amount)s for application %(ref)s. Your e-receipt is on the payment's page.")
+            % {"amount": format_money(locked.amount_minor, locked.currency), "ref": application.reference},
+            link=f"/payments/{locked.public_id}/",
+        )
+
+
 def _ttl(method: str) -> timedelta:
     minutes = (
         settings.PAYMENT_VIETQR_TTL_MINUTES
@@ -118,17 +139,6 @@ def _ttl(method: str) -> timedelta:
         else settings.PAYMENT_GATEWAY_TTL_MINUTES
     )
     return timedelta(minutes=minutes)
-
-
-def application_quote(application: Application, *, today: Any = None) -> fees.FeeQuote:
-    """The fee this application owes, from the definition it was filed under."""
-    day = today or timezone.localdate(application.submitted_at or timezone.now())
-    return fees.quote(
-        application.service_version.definition["fee"],
-        answers=application.answers,
-        verified=set(application.prefill),
-        today=day,
-    )
 
 
 def _record(
@@ -142,8 +152,17 @@ def _record(
     data: dict[str, Any] | None = None,
     at: datetime | None = None,
     actor: Any = None,
-) -> PaymentEvent:
-    event = PaymentEvent.objects.create(
+    changes: dict[str, Any] | None = None,
+    job: str = "",
+    unless_seen: bool = False,
+) -> PaymentEvent | None:
+    """Record a change to a payment: its event and audit entry and, when given, the payment's new
+    field values (`changes`, set on the instance once written) and a job to run after the commit
+    (`job`, with the payment's id); on PostgreSQL in one statement. With `unless_seen`, nothing is
+    written and None returned when an event with this key has been recorded: checked by that
+    same statement, which begins after the caller took the payment's row lock, so it sees a
+    twin of the event that held the lock first and committed."""
+    event = PaymentEvent(
         payment=payment,
         key=key,
         source=source,
@@ -154,12 +173,12 @@ def _record(
         data=data or {},
         at=at or timezone.now(),
     )
-    audit.record(
+    entry = audit.entry(
         actor=actor if actor is not None else f"payments:{source}",
         action=f"payment.{kind}",
         subject=payment,
         person=None,
-        agency=payment.agency,
+        agency=None,
         details={
             "reference": payment.reference,
             "from": payment.status,
@@ -169,7 +188,64 @@ def _record(
             **(data or {}),
         },
     )
+    entry.agency_id = payment.agency_id  # the id is enough: loading the agency was a query
+    rows: list[Any] = [event, entry]
+    if job:
+        rows.append(jobs.job_row(job, payment_id=payment.pk))
+    fields = {**(changes or {}), "updated_at": timezone.now()} if changes else {}
+    if not _write(payment, fields, rows, unless_seen=key if unless_seen else None):
+        return None
+    for name, value in fields.items():
+        setattr(payment, name, value)
+    if job:
+        jobs.enqueued(rows[-1])
     return event
+
+
+_WRITES: dict[tuple[str, ...], tuple[list[tuple[str, str]], str]] = {}
+
+
+def _write(payment: Payment, fields: dict[str, Any], rows: list[Any], *, unless_seen: str | None) -> bool:
+    """Insert `rows` and update the payment's `fields`, unless an event with the key
+    `unless_seen` exists; returns whether anything was written. On PostgreSQL one statement:
+    the key check and the UPDATE are parts of its WITH list, and the rows are written only
+    when the check passes."""
+    conn = connection
+    if conn.vendor != "postgresql":
+        if unless_seen is not None and _seen(unless_seen):
+            return False
+        if fields:
+            Payment.objects.filter(pk=payment.pk).update(**fields)
+        rowsql.insert(*rows)
+        return True
+    meta = Payment._meta
+    targets: list[Field[Any, Any]] = [meta.get_field(name) for name in fields]  # type: ignore[misc]
+    shape = (*fields, "?" if unless_seen is not None else "")
+    if shape not in _WRITES:
+        qn = conn.ops.quote_name
+        parts = []
+        condition = ""
+        if unless_seen is not None:
+            events = qn(PaymentEvent._meta.db_table)
+            check = f"SELECT NOT EXISTS (SELECT 1 FROM {events} WHERE {qn('key')} = %s) AS ok"  # noqa: S608
+            parts.append(("fresh", check))
+            condition = "(SELECT ok FROM fresh)"
+        if targets:
+            assignments = ", ".join(f"{qn(str(field.column))} = %s" for field in targets)
+            where = f"{qn('id')} = %s" + (f" AND {condition}" if condition else "")
+            update = f"UPDATE {qn(meta.db_table)} SET {assignments} WHERE {where} RETURNING {qn('id')}"  # noqa: S608
+            parts.append(("changed", update))
+        _WRITES[shape] = (parts, condition)
+    parts, condition = _WRITES[shape]
+    params: dict[str, list[Any]] = {
+        "fresh": [unless_seen],
+        "changed": [
+            *(field.get_db_prep_save(fields[field.name], connection=conn) for field in targets),
+            payment.pk,
+        ],
+    }
+    rowsql.insert(*rows, before=[(name, sql, params[name]) for name, sql in parts], only_if=condition)
+    return rows[0].pk is not None
 
 
 @transaction.atomic
@@ -199,7 +275,7 @@ def payment_start(
     payments = list(Payment.objects.filter(application=application))
     if any(p.status in SETTLED for p in payments):
         raise AlreadyPaid(_("The fee for this application has been paid."))
-    quote = application_quote(application)
+    quote = selectors.application_quote(application)
     if quote.total <= 0:
         raise NothingToPay(_("There is no fee to pay for this application."))
     account = None
@@ -251,12 +327,34 @@ def payment_start(
     return payment
 
 
+_LOCK_SQL: dict[str, str] = {}
+
+
 def _locked(reference: str) -> Payment | None:
-    return Payment.objects.select_for_update().filter(reference=reference).first()
+    """The payment with this reference, its row locked until the transaction ends; one
+    statement, prepared once per connection on PostgreSQL (it is on every callback's path)."""
+    conn = connection
+    if not conn.in_atomic_block:
+        raise TransactionManagementError("_locked() takes a row lock: call it inside a transaction.")
+    sql = _LOCK_SQL.get(conn.vendor)
+    if sql is None:
+        qn = conn.ops.quote_name
+        sql = (
+            f"SELECT {rowsql.columns(Payment, 'p')} FROM {qn(Payment._meta.db_table)} AS p "  # noqa: S608
+            f"WHERE p.{qn('reference')} = %s" + (" FOR UPDATE" if conn.features.has_select_for_update else "")
+        )
+        _LOCK_SQL[conn.vendor] = sql
+    with rowsql.cursor() as cursor:
+        cursor.execute(sql, [reference])
+        row = cursor.fetchone()
+    return rowsql.from_row(Payment, row) if row is not None else None
 
 
 def _seen(key: str) -> bool:
-    return PaymentEvent.objects.filter(key=key).exists()
+    """Whether an event with this outside key has been recorded (committed, or in this transaction)."""
+    with rowsql.cursor() as cursor:
+        cursor.execute('SELECT 1 FROM "payments_paymentevent" WHERE "key" = %s', [key])
+        return cursor.fetchone() is not None
 
 
 @transaction.atomic
@@ -289,43 +387,34 @@ def payment_settle(
     payment = _locked(reference)
     if payment is None:
         return Settled(Outcome.UNKNOWN, None)
-    # Checked under the lock: a twin of this event that got the lock first has committed by now.
-    if _seen(key):
-        return Settled(Outcome.REPEATED, payment)
     details = {**(data or {}), "gateway_transaction": gateway_transaction, "bank_reference": bank_reference}
+    # Each outcome is written unless the key was applied before (checked under the lock: a twin
+    # of this event that got the lock first has committed by now).
     if amount_minor != payment.amount_minor or currency != payment.currency:
         details.update(expected=payment.amount_minor, currency=currency)
-        _record(
+        outcome, recorded = Outcome.MISMATCH, _record(
             payment, kind="mismatch", source=source, to_status=payment.status, key=key,
-            amount=amount_minor, data=details, at=at,
+            amount=amount_minor, data=details, at=at, unless_seen=True,
         )  # fmt: skip
-        return Settled(Outcome.MISMATCH, payment)
-    if payment.status in SETTLED:
-        _record(
+    elif payment.status in SETTLED:
+        outcome, recorded = Outcome.PAID_TWICE, _record(
             payment, kind="paid_twice", source=source, to_status=payment.status, key=key,
-            amount=amount_minor, data=details, at=at,
+            amount=amount_minor, data=details, at=at, unless_seen=True,
         )  # fmt: skip
-        return Settled(Outcome.PAID_TWICE, payment)
-    late = payment.status in (Status.FAILED, Status.EXPIRED)
-    _record(
-        payment, kind="paid", source=source, to_status=Status.PAID, key=key, amount=amount_minor,
-        data={**details, "late": late}, at=at,
-    )  # fmt: skip
-    payment.status = Status.PAID
-    payment.paid_minor = amount_minor
-    payment.paid_at = at
-    payment.late = late
-    payment.gateway_transaction = gateway_transaction or payment.gateway_transaction
-    payment.bank_reference = bank_reference or payment.bank_reference
-    payment.save(
-        update_fields=[
-            "status", "paid_minor", "paid_at", "late", "gateway_transaction", "bank_reference", "updated_at",
-        ]
-    )  # fmt: skip
-    # A durable job in the same transaction: what follows the money (the case, the receipt, the
-    # agency's systems) happens even if this process dies right after the commit.
-    jobs.enqueue("payments.paid", payment_id=payment.pk)
-    return Settled(Outcome.APPLIED, payment)
+    else:
+        late = payment.status in (Status.FAILED, Status.EXPIRED)
+        # With a durable job in the same transaction: what follows the money (the case, the
+        # receipt, the agency's systems) happens even if this process dies right after the commit.
+        outcome, recorded = Outcome.APPLIED, _record(
+            payment, kind="paid", source=source, to_status=Status.PAID, key=key, amount=amount_minor,
+            data={**details, "late": late}, at=at, job="payments.paid", unless_seen=True,
+            changes={
+                "status": Status.PAID, "paid_minor": amount_minor, "paid_at": at, "late": late,
+                "gateway_transaction": gateway_transaction or payment.gateway_transaction,
+                "bank_reference": bank_reference or payment.bank_reference,
+            },
+        )  # fmt: skip
+    return Settled(outcome if recorded is not None else Outcome.REPEATED, payment)
 
 
 def paid_followups_run(*, payment_id: int) -> None:
@@ -344,18 +433,18 @@ def payment_fail(
     payment = _locked(reference)
     if payment is None:
         return Settled(Outcome.UNKNOWN, None)
-    if _seen(key):
-        return Settled(Outcome.REPEATED, payment)
     details = {**(data or {}), "code": code}
     if Status.FAILED not in _ALLOWED[payment.status]:
-        _record(
-            payment, kind="ignored", source=source, to_status=payment.status, key=key, data=details, at=at
-        )
-        return Settled(Outcome.IGNORED, payment)
-    _record(payment, kind="fail", source=source, to_status=Status.FAILED, key=key, data=details, at=at)
-    payment.status = Status.FAILED
-    payment.save(update_fields=["status", "updated_at"])
-    return Settled(Outcome.APPLIED, payment)
+        outcome, recorded = Outcome.IGNORED, _record(
+            payment, kind="ignored", source=source, to_status=payment.status, key=key, data=details, at=at,
+            unless_seen=True,
+        )  # fmt: skip
+    else:
+        outcome, recorded = Outcome.APPLIED, _record(
+            payment, kind="fail", source=source, to_status=Status.FAILED, key=key, data=details, at=at,
+            changes={"status": Status.FAILED}, unless_seen=True,
+        )  # fmt: skip
+    return Settled(outcome if recorded is not None else Outcome.REPEATED, payment)
 
 
 class GatewayUnavailable(ApplicationError):
@@ -411,6 +500,38 @@ def payment_query(*, payment: Payment, requester_ip: str = "127.0.0.1") -> str:
     except (KeyError, GatewayError, ForgedMessage):
         return "unavailable"
     return gateway_result_apply(gateway=payment.gateway, result=result, source=Source.GATEWAY_QUERY)
+
+
+def gateway_payments_reconcile(
+    *, now: datetime | None = None, quiet_minutes: int = 5, batch: int = 200
+) -> dict[str, int]:
+    """Ask the gateway about open gateway payments it has been quiet about for `quiet_minutes`
+    (a callback lost, a process killed before it was recorded) and apply its signed answers;
+    one still open past its time, which the gateway says was never paid, expires. Returns how
+    many were asked, settled and expired."""
+    now = now or timezone.now()
+    counts = {"asked": 0, "settled": 0, "expired": 0}
+    due = Payment.objects.filter(
+        status__in=OPEN, method=Payment.Method.GATEWAY, updated_at__lte=now - timedelta(minutes=quiet_minutes)
+    ).order_by("pk")
+    for payment in due[:batch]:
+        counts["asked"] += 1
+        outcome = payment_query(payment=payment)
+        payment.refresh_from_db(fields=["status", "expires_at"])
+        if payment.status == Status.PAID:
+            counts["settled"] += outcome == "ok"
+            continue
+        if outcome == "unavailable" or not payment.is_open or payment.expires_at > now:
+            continue
+        with transaction.atomic():
+            locked = _locked(payment.reference)
+            if locked is None or not locked.is_open:
+                continue
+            _record(locked, kind="expire", source=Source.SYSTEM, to_status=Status.EXPIRED, at=now)
+            locked.status = Status.EXPIRED
+            locked.save(update_fields=["status", "updated_at"])
+            counts["expired"] += 1
+    return counts
 
 
 def payment_expire_due(*, now: datetime | None = None, batch: int = 500) -> int:
@@ -511,6 +632,84 @@ def refund_request(*, payment: Payment, amount_minor: int, reason: str, officer:
     return refund
 
 
+def refund_propose(*, application_id: int, reason: str) -> list[Refund]:
+    """A rejected application's paid fee is proposed for refund, in full: a cashier of the agency
+    accepts (it is then requested as any refund) or declines it with a reason. Proposing again
+    changes nothing."""
+    proposed = []
+    for reference in Payment.objects.filter(application_id=application_id, status__in=REFUNDABLE).values_list(
+        "reference", flat=True
+    ):
+        with transaction.atomic():
+            payment = _locked(reference)
+            if payment is None or payment.status not in REFUNDABLE:
+                continue
+            if payment.refunds.filter(status=Refund.Status.PROPOSED).exists():
+                continue
+            amount = _outstanding(payment)
+            if amount <= 0:
+                continue
+            text = (_("Application rejected: %(reason)s") % {"reason": " ".join(reason.split())})[:REASON_MAX]
+            refund = Refund.objects.create(
+                payment=payment,
+                reference=_refund_reference(),
+                amount_minor=amount,
+                reason=text,
+                status=Refund.Status.PROPOSED,
+            )
+            _record(
+                payment, kind="refund_proposed", source=Source.SYSTEM, to_status=payment.status,
+                amount=amount, data={"refund": refund.reference},
+            )  # fmt: skip
+            proposed.append(refund)
+    return proposed
+
+
+@transaction.atomic
+def refund_proposal_decide(*, refund: Refund, officer: Any, accept: bool, reason: str = "") -> Refund:
+    """A cashier accepts a proposed refund (it is then requested, and sent to the gateway) or
+    declines it, saying why."""
+    locked = _locked(refund.payment.reference)
+    if locked is None:
+        raise PaymentNotFound()
+    permissions.require(officer, permissions.PAYMENT_REFUND)
+    if officer.agency_id != locked.agency_id:
+        raise permissions.MissingPermission(_("This payment belongs to another agency."))
+    current = Refund.objects.select_for_update().get(pk=refund.pk)
+    if current.status != Refund.Status.PROPOSED:
+        raise RefundNotAllowed(_("This refund has been decided already."))
+    if not accept:
+        note = " ".join(reason.split())
+        if not note or len(note) > REASON_MAX:
+            raise RefundInvalid(
+                _("Give the reason for declining the refund, in at most %(max)s characters.")
+                % {"max": REASON_MAX},
+                details={"reason": REASON_MAX},
+            )
+        current.status = Refund.Status.DECLINED
+        current.completed_at = timezone.now()
+        current.requested_by = officer.user
+        current.save(update_fields=["status", "completed_at", "requested_by"])
+        _record(
+            locked, kind="refund_declined", source=Source.OFFICER, to_status=locked.status,
+            amount=current.amount_minor, data={"refund": current.reference, "reason": note},
+            actor=officer.user,
+        )  # fmt: skip
+        return current
+    _check_refund(locked, current.amount_minor, current.reason)
+    current.status = Refund.Status.REQUESTED
+    current.requested_by = officer.user
+    current.save(update_fields=["status", "requested_by"])
+    _record(
+        locked, kind="refund_request", source=Source.OFFICER, to_status=locked.status,
+        amount=current.amount_minor, data={"refund": current.reference, "reason": current.reason},
+        actor=officer.user,
+    )  # fmt: skip
+    if locked.method == Payment.Method.GATEWAY:
+        jobs.enqueue("payments.refund_send", refund_id=current.pk)
+    return current
+
+
 @transaction.atomic
 def refund_complete(
     *, refund: Refund, accepted: bool, code: str = "", actor: Any = None, source: str = Source.GATEWAY_QUERY
@@ -572,14 +771,6 @@ class StatementAccountUnknown(ValidationFailed):
     code = "statement_account_unknown"
 
 
-_LINE_STATUS = {
-    Outcome.APPLIED: StatementLine.Status.MATCHED,
-    Outcome.REPEATED: StatementLine.Status.MATCHED,
-    Outcome.MISMATCH: StatementLine.Status.MISMATCH,
-    Outcome.PAID_TWICE: StatementLine.Status.PAID_TWICE,
-}
-
-
 def _accounts_of(statement: camt.Statement) -> dict[str, CollectionAccount]:
     wanted = {report.account.id for report in statement.reports}
     found = {a.account_number: a for a in CollectionAccount.objects.filter(account_number__in=wanted)}
@@ -593,28 +784,174 @@ def _accounts_of(statement: camt.Statement) -> dict[str, CollectionAccount]:
     return found
 
 
-def _match(
-    line: camt.StatementLine, account: CollectionAccount, bank_reference: str, at: datetime
-) -> tuple[str, Payment | None]:
-    text = " ".join(filter(None, (line.remittance_info, line.creditor_reference, line.end_to_end_id)))
-    for reference in references.find(text):
-        settled = payment_settle(
-            reference=reference,
-            amount_minor=line.amount,
-            currency=line.currency,
-            source=Source.STATEMENT,
-            key=f"bank:{account.bank_bin}:{account.account_number}:{bank_reference}",
-            at=at,
-            bank_reference=bank_reference,
-        )
-        if settled.outcome is not Outcome.UNKNOWN:
-            return _LINE_STATUS[settled.outcome], settled.payment
-    return StatementLine.Status.UNMATCHED, None
-
-
 def _bank_reference(line: camt.StatementLine, checksum: str, report_id: str, index: int) -> str:
     """The bank's own id for the entry; without one, the entry is known only in this file."""
     return (line.servicer_reference or line.entry_reference or f"{checksum[:16]}:{report_id}:{index}")[:80]
+
+
+# A statement is settled in batches of lines: a chunk's events, audit entries, jobs, statement
+# lines and payment updates are each written with one statement.
+_STATEMENT_CHUNK = 2000
+
+
+def _slices(values: list[Any]) -> Iterator[list[Any]]:
+    """`values` in pieces small enough for one query's parameters (SQLite takes 999)."""
+    size = 900 if connection.vendor == "sqlite" else 5000
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+@dataclass(slots=True)
+class _Held:
+    """A payment a statement may settle, as read under its row lock and as the file changes it."""
+
+    pk: int
+    reference: str
+    status: str
+    amount_minor: int
+    currency: str
+    agency_id: int
+
+
+def _locked_many(wanted: set[str]) -> dict[str, _Held]:
+    """The payments with these references, their rows locked until the transaction ends, in the
+    order of their ids (two imports locking the same payments cannot deadlock)."""
+    ids: list[int] = []
+    for piece in _slices(sorted(wanted)):
+        ids.extend(Payment.objects.filter(reference__in=piece).values_list("pk", flat=True))
+    ids.sort()
+    held: dict[str, _Held] = {}
+    for piece in _slices(ids):
+        rows = (
+            Payment.objects.select_for_update()
+            .filter(pk__in=piece)
+            .order_by("pk")
+            .values_list("pk", "reference", "status", "amount_minor", "currency", "agency_id")
+        )
+        for row in rows:
+            held[row[1]] = _Held(*row)
+    return held
+
+
+def _lines_seen(credits: list[tuple[CollectionAccount, camt.StatementLine, str]]) -> set[tuple[str, str]]:
+    """(account, bank reference) of the file's credits that earlier files reported."""
+    accounts = sorted({credit[0].account_number for credit in credits})
+    seen: set[tuple[str, str]] = set()
+    for piece in _slices(sorted({credit[2] for credit in credits})):
+        seen.update(
+            StatementLine.objects.filter(account__in=accounts, bank_reference__in=piece).values_list(
+                "account", "bank_reference"
+            )
+        )
+    return seen
+
+
+def _keys_seen(keys: list[str]) -> set[str]:
+    """Which of these outside keys have been applied (read after the payments were locked)."""
+    seen: set[str] = set()
+    for piece in _slices(keys):
+        seen.update(
+            key for key in PaymentEvent.objects.filter(key__in=piece).values_list("key", flat=True) if key
+        )
+    return seen
+
+
+class _StatementBatch:
+    """What a chunk of statement lines does to the ledger, gathered, then written together:
+    exactly what `payment_settle` would write line by line (the event, its audit entry, the
+    payment's new state and its `payments.paid` job), and the statement lines."""
+
+    def __init__(self, imported: StatementImport) -> None:
+        self.imported = imported
+        self.events: list[tuple[Any, ...]] = []
+        self.entries: list[tuple[str, str, str, int | None, dict[str, Any]]] = []
+        self.paid: list[tuple[int, int, datetime, bool, str]] = []
+        self.lines: list[tuple[Any, ...]] = []
+
+    def record(self, held: _Held, kind: str, to_status: str, key: str, amount: int, data: dict[str, Any],
+               at: datetime) -> None:  # fmt: skip
+        """`_record` for a statement line."""
+        self.events.append((held.pk, key, Source.STATEMENT, kind, held.status, to_status, amount, data, at))
+        details = {
+            "reference": held.reference, "from": held.status, "to": to_status, "amount": amount, "key": key,
+            **data,
+        }  # fmt: skip
+        self.entries.append((f"payment.{kind}", "payments.payment", str(held.pk), held.agency_id, details))
+
+    def settle(
+        self, held: _Held, line: camt.StatementLine, *, key: str, bank_reference: str, at: datetime
+    ) -> str:
+        """`payment_settle` for a credit whose key was not applied before; the line's status."""
+        details: dict[str, Any] = {"gateway_transaction": "", "bank_reference": bank_reference}
+        if line.amount != held.amount_minor or line.currency != held.currency:
+            details.update(expected=held.amount_minor, currency=line.currency)
+            self.record(held, "mismatch", held.status, key, line.amount, details, at)
+            return StatementLine.Status.MISMATCH
+        if held.status in SETTLED:
+            self.record(held, "paid_twice", held.status, key, line.amount, details, at)
+            return StatementLine.Status.PAID_TWICE
+        late = held.status in (Status.FAILED, Status.EXPIRED)
+        self.record(held, "paid", Status.PAID, key, line.amount, {**details, "late": late}, at)
+        held.status = Status.PAID
+        self.paid.append((held.pk, line.amount, at, late, bank_reference))
+        return StatementLine.Status.MATCHED
+
+    def line(
+        self, account: CollectionAccount, line: camt.StatementLine, bank_reference: str, booked: Any,
+        status: str, payment_id: int | None,
+    ) -> None:  # fmt: skip
+        self.lines.append(
+            (
+                self.imported.pk, account.pk, account.account_number, bank_reference, booked, line.amount,
+                line.currency, line.remittance_info[:500], line.debtor_name or "", status, payment_id, "",
+            )
+        )  # fmt: skip
+
+    def write(self) -> None:
+        if self.paid:
+            _mark_paid(self.paid)
+        rowsql.insert_many(
+            PaymentEvent,
+            ("payment_id", "key", "source", "kind", "from_status", "to_status", "amount_minor", "data", "at"),
+            self.events,
+        )
+        audit.record_many(actor=f"payments:{Source.STATEMENT}", entries=self.entries)
+        # What follows the money runs from durable jobs written with it, as for a callback.
+        jobs.enqueue_many("payments.paid", [{"payment_id": pk} for pk, *_rest in self.paid])
+        rowsql.insert_many(
+            StatementLine,
+            ("statement_id", "collection_account_id", "account", "bank_reference", "booked_on",
+             "amount_minor", "currency", "remittance", "debtor_name", "status", "payment_id", "resolution"),
+            self.lines,
+        )  # fmt: skip
+
+
+def _mark_paid(paid: list[tuple[int, int, datetime, bool, str]]) -> None:
+    """The payments a statement paid: (id, amount, paid at, late, bank reference) each; on
+    PostgreSQL one UPDATE for the batch."""
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            ids, amounts, times, lates, banks = (list(column) for column in zip(*paid, strict=True))
+            cursor.execute(
+                """UPDATE payments_payment AS p SET status = %s, paid_minor = v.amount, paid_at = v.at,
+                    late = v.late, bank_reference = v.bank, updated_at = %s
+                FROM unnest(%s::bigint[], %s::bigint[], %s::timestamptz[], %s::boolean[], %s::text[])
+                    AS v(id, amount, at, late, bank)
+                WHERE p.id = v.id""",
+                [Status.PAID, now, ids, amounts, times, lates, banks],
+            )
+            return
+        ops = connection.ops
+        cursor.executemany(
+            "UPDATE payments_payment SET status = %s, paid_minor = %s, paid_at = %s, late = %s, "
+            "bank_reference = %s, updated_at = %s WHERE id = %s",
+            [
+                (Status.PAID, amount, ops.adapt_datetimefield_value(at), late, bank,
+                 ops.adapt_datetimefield_value(now), pk)
+                for pk, amount, at, late, bank in paid
+            ],
+        )  # fmt: skip
 
 
 @transaction.atomic
@@ -623,7 +960,12 @@ def statement_import(*, data: bytes, filename: str, actor: Any = None) -> Statem
     agency's collection account by reference and amount. A line the bank reported before (in a
     notification, then in the day's statement) counts once; what matches nothing, or matches with
     another amount, waits in the account's agency's reconciliation queue. All or nothing: a file
-    that cannot be read, or names an unknown account, changes nothing."""
+    that cannot be read, or names an unknown account, changes nothing.
+
+    Each credit is settled as `payment_settle` would settle it, in the file's order (a payment
+    paid by an earlier line of the file is paid twice by a later one), but in batches: the
+    payments the file names are locked first, in the order of their ids, and each chunk of
+    lines is written with a statement per table."""
     checksum = camt.statement_checksum(data)
     if StatementImport.objects.filter(checksum=checksum).exists():
         raise StatementRepeated(_("This statement file has been imported already."))
@@ -644,36 +986,42 @@ def statement_import(*, data: bytes, filename: str, actor: Any = None) -> Statem
         # Fees are credits booked to the account; the rest is the bank's business.
         if line.credit and not line.reversal and line.status == "BOOK"
     ]
-    # Lines reported before: one query for the file, not one per line.
-    seen = set(
-        StatementLine.objects.filter(
-            account__in={account.account_number for account, _, _ in credits},
-            bank_reference__in={reference for _, _, reference in credits},
-        ).values_list("account", "bank_reference")
-    )
+    seen = _lines_seen(credits)
+    fresh = []
     for account, line, bank_reference in credits:
         counts["lines"] += 1
         if (account.account_number, bank_reference) in seen:
             counts["repeated"] += 1
             continue
         seen.add((account.account_number, bank_reference))
-        booked = line.booking_date or line.value_date or timezone.localdate()
-        at = timezone.make_aware(datetime.combine(booked, datetime.min.time()))
-        status, payment = _match(line, account, bank_reference, at)
-        StatementLine.objects.create(
-            statement=imported,
-            collection_account=account,
-            account=account.account_number,
-            bank_reference=bank_reference,
-            booked_on=booked,
-            amount_minor=line.amount,
-            currency=line.currency,
-            remittance=line.remittance_info[:500],
-            debtor_name=line.debtor_name or "",
-            status=status,
-            payment=payment,
-        )
-        counts["matched" if status == StatementLine.Status.MATCHED else "queued"] += 1
+        text = " ".join(filter(None, (line.remittance_info, line.creditor_reference, line.end_to_end_id)))
+        key = f"bank:{account.bank_bin}:{account.account_number}:{bank_reference}"
+        fresh.append((account, line, bank_reference, key, references.find(text)))
+    held = _locked_many({reference for *_rest, found in fresh for reference in found})
+    applied = _keys_seen([key for _, _, _, key, found in fresh if any(r in held for r in found)])
+    moments: dict[Any, datetime] = {}
+    for start in range(0, len(fresh), _STATEMENT_CHUNK):
+        batch = _StatementBatch(imported)
+        for account, line, bank_reference, key, found in fresh[start : start + _STATEMENT_CHUNK]:
+            booked = line.booking_date or line.value_date or timezone.localdate()
+            at = moments.get(booked)
+            if at is None:
+                at = moments[booked] = timezone.make_aware(datetime.combine(booked, datetime.min.time()))
+            status: str = StatementLine.Status.UNMATCHED
+            payment_id = None
+            # The first reference in the text that names a payment decides, as payment_settle
+            # would: a key applied before is a credit counted already.
+            payment = next((held[reference] for reference in found if reference in held), None)
+            if payment is not None:
+                payment_id = payment.pk
+                if key in applied:
+                    status = StatementLine.Status.MATCHED
+                else:
+                    applied.add(key)
+                    status = batch.settle(payment, line, key=key, bank_reference=bank_reference, at=at)
+            batch.line(account, line, bank_reference, booked, status, payment_id)
+            counts["matched" if status == StatementLine.Status.MATCHED else "queued"] += 1
+        batch.write()
     for name, value in counts.items():
         setattr(imported, name, value)
     imported.save(update_fields=list(counts))
@@ -725,3 +1073,165 @@ def gateway_result_apply(*, gateway: str, result: GatewayResult, source: str) ->
     if not Payment.objects.filter(reference=result.reference).exists():
         return "unknown_payment"
     return "ok"  # still pending: nothing to record until it ends
+
+
+# --- officers: reconciliation queue ------------------------------------------------------------
+
+
+class StatementLineNotQueued(Conflict):
+    """This statement line is not waiting for an officer."""
+
+    code = "statement_line_not_queued"
+
+
+class StatementLineInvalid(ValidationFailed):
+    """The resolution of the statement line is not valid."""
+
+    code = "statement_line_invalid"
+
+
+class StatementLineMismatch(Conflict):
+    """The statement line cannot pay this payment."""
+
+    code = "statement_line_mismatch"
+
+
+QUEUED = (StatementLine.Status.UNMATCHED, StatementLine.Status.MISMATCH, StatementLine.Status.PAID_TWICE)
+NOTE_MAX = 500
+
+
+def _line_key(line: StatementLine) -> str:
+    """The key `statement_import` settles a credit under; a held line (wrong amount, paid twice)
+    has spent it on the event that held it, so an officer's settlement takes a key of its own.
+    The line's row lock and status keep one resolution per line either way."""
+    key = f"bank:{line.collection_account.bank_bin}:{line.account}:{line.bank_reference}"
+    return f"{key}:officer" if _seen(key) else key
+
+
+def _apply_line(line: StatementLine, officer: Any, reference: str) -> Payment:
+    payment = Payment.objects.filter(reference=reference, agency_id=officer.agency_id).first()
+    if payment is None:
+        raise StatementLineInvalid(
+            _("No payment of your agency has the reference %(reference)s.") % {"reference": reference},
+            details={"payment_reference": reference},
+        )
+    if payment.status in SETTLED:
+        raise StatementLineMismatch(
+            _("Payment %(reference)s is paid already: resolve the line with a note instead.")
+            % {"reference": payment.reference},
+            details={"payment_reference": payment.reference},
+        )
+    if line.amount_minor != payment.amount_minor or line.currency != payment.currency:
+        raise StatementLineMismatch(
+            _(
+                "The credit (%(credit)s %(credit_currency)s) is not the amount of payment %(reference)s "
+                "(%(amount)s %(currency)s): it cannot pay it."
+            )
+            % {
+                "credit": camt.format_amount(line.amount_minor, line.currency),
+                "credit_currency": line.currency,
+                "reference": payment.reference,
+                "amount": camt.format_amount(payment.amount_minor, payment.currency),
+                "currency": payment.currency,
+            },
+            details={"payment_reference": payment.reference},
+        )
+    settled = payment_settle(
+        reference=payment.reference,
+        amount_minor=line.amount_minor,
+        currency=line.currency,
+        source=Source.OFFICER,
+        key=_line_key(line),
+        at=timezone.make_aware(datetime.combine(line.booked_on, datetime.min.time())),
+        bank_reference=line.bank_reference,
+        data={"statement_line": line.pk, "officer": officer.user_id},
+    )
+    if settled.outcome is not Outcome.APPLIED:
+        # Paid by someone else between the check and the lock: the whole resolution is undone.
+        raise StatementLineMismatch(
+            _("Payment %(reference)s could not be paid with this credit (%(outcome)s).")
+            % {"reference": payment.reference, "outcome": settled.outcome.value},
+            details={"payment_reference": payment.reference, "outcome": settled.outcome.value},
+        )
+    return payment
+
+
+@transaction.atomic
+def statement_line_resolve(
+    *, line: StatementLine, officer: Any, payment_reference: str = "", note: str = ""
+) -> StatementLine:
+    """An officer holding payment.refund takes a line out of the agency's reconciliation queue:
+    either applies the credit to one of the agency's open payments (same amount and currency; it
+    is settled as a bank credit would have been), or records what was done instead (returned to
+    the sender, refunded). A line already resolved is returned as it is."""
+    permissions.require(officer, permissions.PAYMENT_REFUND)
+    locked = (
+        StatementLine.objects.select_for_update()
+        .select_related("collection_account")
+        .filter(pk=line.pk)
+        .first()
+    )
+    if locked is None or locked.collection_account.agency_id != officer.agency_id:
+        raise NotFound(_("Statement line not found."), code="statement_line_not_found")
+    if locked.status == StatementLine.Status.RESOLVED:
+        return locked
+    if locked.status not in QUEUED:
+        raise StatementLineNotQueued(_("This statement line matched a payment: nothing to resolve."))
+    reference = "".join(payment_reference.split()).upper()
+    note = " ".join(note.split())
+    if len(note) > NOTE_MAX:
+        raise StatementLineInvalid(
+            _("Write the note in at most %(max)s characters.") % {"max": NOTE_MAX}, details={"note": NOTE_MAX}
+        )
+    if reference:
+        payment = _apply_line(locked, officer, reference)
+        locked.payment = payment
+        resolution = note or _("Applied to payment %(reference)s.") % {"reference": payment.reference}
+    elif note:
+        resolution = note
+    else:
+        raise StatementLineInvalid(
+            _("Say what was done with this credit (for example: returned to the sender)."),
+            details={"note": NOTE_MAX},
+        )
+    locked.status = StatementLine.Status.RESOLVED
+    locked.resolved_by = officer.user
+    locked.resolution = resolution
+    locked.resolved_at = timezone.now()
+    locked.save(update_fields=["status", "payment", "resolved_by", "resolution", "resolved_at"])
+    audit.record(
+        actor=officer.user,
+        action="payment.statement_line_resolve",
+        subject=locked,
+        agency=locked.collection_account.agency,
+        details={
+            "bank_reference": locked.bank_reference,
+            "account": locked.account,
+            "applied_to": reference or None,
+            "resolution": resolution,
+        },
+    )
+    return locked
+
+
+@transaction.atomic
+def statement_import_by_officer(*, officer: Any, data: bytes, filename: str) -> StatementImport:
+    """`statement_import` for an officer holding payment.refund, of a file for their own agency's
+    accounts only: a statement naming another agency's account changes nothing."""
+    permissions.require(officer, permissions.PAYMENT_REFUND)
+    if StatementImport.objects.filter(checksum=camt.statement_checksum(data)).exists():
+        raise StatementRepeated(_("This statement file has been imported already."))
+    wanted = {report.account.id for report in camt.read_statement(data).reports}
+    ours = set(
+        CollectionAccount.objects.filter(account_number__in=wanted, agency_id=officer.agency_id).values_list(
+            "account_number", flat=True
+        )
+    )
+    others = sorted(wanted - ours)
+    if others:
+        raise StatementAccountUnknown(
+            _("The statement is for accounts your agency does not collect fees into: %(accounts)s.")
+            % {"accounts": ", ".join(others)},
+            details={"accounts": others},
+        )
+    return statement_import(data=data, filename=filename, actor=officer.user)

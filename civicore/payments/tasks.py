@@ -41,6 +41,17 @@ def paid(payment_id: int) -> None:
     services.paid_followups_run(payment_id=payment_id)
 
 
+@job("payments.propose_refund")
+def propose_refund(application_id: int, reason: str) -> None:
+    services.refund_propose(application_id=application_id, reason=reason)
+
+
 @periodic(seconds=60)
 def expire_transfers() -> None:
     services.payment_expire_due(now=timezone.now())
+
+
+@periodic(seconds=120)
+def reconcile_gateway_payments() -> None:
+    """Settle what the gateway's callbacks did not tell us, and expire what was never paid."""
+    services.gateway_payments_reconcile(now=timezone.now())

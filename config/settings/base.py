@@ -181,7 +181,7 @@ SIGNUP_NATIONAL_ID_CHECKS_PER_HOUR = 10
 # reuse detection, which withdraws every token of the grant. 0 turns the grace off.
 OAUTH_REFRESH_GRACE_SECONDS = env_int("OAUTH_REFRESH_GRACE_SECONDS", 30)
 # Officers and staff use these with a second factor only (civicore.identity.middleware).
-BACK_OFFICE_PATH_PREFIXES = ["/office/", "/admin/", "/api/v1/cases"]
+BACK_OFFICE_PATH_PREFIXES = ["/office/", "/admin/", "/api/v1/cases", "/api/v1/payments"]
 
 LANGUAGE_CODE = "vi"
 LANGUAGES = [("vi", _("Vietnamese")), ("en", _("English"))]

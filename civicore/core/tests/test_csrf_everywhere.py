@@ -112,6 +112,17 @@ CSRF_PROTECTED: dict[str, str] = {
     "report/<str:reference>/rate/": "rate the work on a resolved report",
     "office/reports/<int:report_id>/<slug:action>/": "problem report actions (route, assign, resolve, ...)",
     "office/routing/<int:model_id>/activate/": "activate an AI routing model (ai.manage)",
+    "payments/pay/<uuid:application_id>/": "choose how to pay an application's fee and start paying",
+    "office/payments/<uuid:public_id>/refund/": "refund a payment (payment.refund)",
+    "office/payments/<uuid:public_id>/refunds/<str:reference>/confirm/": (
+        "confirm a bank-transfer refund was sent (payment.refund)"
+    ),
+    "office/payments/reconciliation/<int:line_id>/resolve/": (
+        "resolve a reconciliation queue line (payment.refund)"
+    ),
+    "office/payments/statements/": "upload a bank statement (payment.refund)",
+    "api/v1/payments": "start paying an application's fee (session or bearer token)",
+    "api/v1/payments/<payment_id>/refunds": "refund a payment (officers; session or bearer token)",
     "office/sensors/add/device/": "register a sensor device (sensor.manage)",
     "office/sensors/add/device-type/": "add a device type (sensor.manage)",
     "office/sensors/add/rule/": "write a new sensor rule (sensor.manage)",
