@@ -425,9 +425,12 @@ def insert_many(model: type[Model], fields: Sequence[str], rows: Iterable[Sequen
     columns = ", ".join(qn(_column(field)) for field in targets)
     with conn.cursor() as db:
         if conn.vendor == "postgresql":
+            # Built before COPY starts: preparing a value (an encrypted field's key) may query the
+            # database, which cannot happen on a connection in the middle of a COPY.
+            ready = [prepared(row) for row in rows]
             with conn.wrap_database_errors, db.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(prepared(row))
+                for row in ready:
+                    copy.write_row(row)
             return
         placeholders = ", ".join(["%s"] * len(targets))
         db.executemany(
