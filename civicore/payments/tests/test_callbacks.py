@@ -3,11 +3,15 @@ replayed, mismatched and unknown callbacks each get VNPAY's answer code and chan
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.test import Client
 
+from civicore.audit.models import AuditEntry
+from civicore.core.models import Job
 from civicore.payments import vnpay
 from civicore.payments.models import Payment
 from civicore.payments.tests.factories import make_payment
@@ -115,3 +119,53 @@ def test_an_unknown_gateway_is_not_found_and_posts_are_refused() -> None:
     client = Client()
     assert client.get("/payments/gateways/paypal/callback/").status_code == 404
     assert client.post(URL).status_code == 405
+
+
+def test_settling_writes_the_event_audit_entry_and_job_together() -> None:
+    payment = _gateway_payment()
+    assert Client().get(URL, _ipn(payment)).json()["RspCode"] == "00"
+    entry = AuditEntry.objects.get(action="payment.paid", subject_id=str(payment.pk))
+    assert (entry.agency_id, entry.actor_label) == (payment.agency_id, "payments:gateway_callback")
+    assert entry.details["key"] == "vnpay:14012345:paid" and entry.details["from"] == "created"
+    assert [job.payload for job in Job.objects.filter(name="payments.paid")] == [{"payment_id": payment.pk}]
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.PAID and payment.paid_minor == payment.amount_minor
+
+
+def test_a_repeated_cancellation_is_answered_02_and_recorded_once() -> None:
+    payment = _gateway_payment()
+    client = Client()
+    cancelled = _ipn(payment, code="24", vnp_TransactionNo="0")
+    assert client.get(URL, cancelled).json()["RspCode"] == "00"
+    assert client.get(URL, cancelled).json()["RspCode"] == "02"
+    assert payment.events.filter(kind="fail").count() == 1
+    assert AuditEntry.objects.filter(action="payment.fail", subject_id=str(payment.pk)).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_twin_callbacks_at_the_same_moment_settle_once() -> None:
+    """VNPAY may deliver an IPN twice at once: the second waits for the first's row lock, then
+    finds its key applied and is answered 02 (PostgreSQL: SQLite runs one writer at a time)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("needs concurrent transactions")
+    payment = _gateway_payment()
+    params = _ipn(payment)
+    start = threading.Barrier(2)
+    answers: list[str] = []
+
+    def send() -> None:
+        try:
+            start.wait()
+            answers.append(Client().get(URL, params).json()["RspCode"])
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(answers) == ["00", "02"]
+    assert payment.events.filter(kind="paid").count() == 1
+    assert payment.events.exclude(kind__in=["create", "paid"]).count() == 0
+    assert Job.objects.filter(name="payments.paid").count() == 1

@@ -444,7 +444,8 @@ def test_held_ipns_wait_until_released(make_setup: Callable[..., Setup]) -> None
     time.sleep(0.3)
     assert setup.receiver.arrivals == [] and setup.attempts("CVHOLD1") == []
     setup.sandbox.set_faults(hold_ipn=False)
-    wait_until(lambda: len(setup.receiver.arrivals) == 1)
+    # The sandbox records its attempt once the answer is back, a moment after the receiver saw it.
+    wait_until(lambda: len(setup.receiver.arrivals) == 1 and len(setup.attempts("CVHOLD1")) == 1)
     assert setup.attempts("CVHOLD1")[0].rsp_code == "00"
 
 

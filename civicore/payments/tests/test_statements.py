@@ -14,7 +14,8 @@ from django.core.management.base import CommandError
 
 from civicore.agencies.tests.factories import make_officer
 from civicore.audit.models import AuditEntry
-from civicore.payments import camt, selectors, services
+from civicore.core.models import Job
+from civicore.payments import camt, references, selectors, services
 from civicore.payments.models import Payment, StatementImport, StatementLine
 from civicore.payments.tests.factories import make_payment
 
@@ -154,3 +155,137 @@ def test_the_import_command_reports_each_file(tmp_path: Any) -> None:
     assert "missing.xml: cannot be read" in err.getvalue()
     payment.refresh_from_db()
     assert payment.status == Payment.Status.PAID
+
+
+# --- batches: the same outcomes as settling line by line ---------------------------------------
+
+
+def _expired(payment: Payment) -> Payment:
+    assert services.payment_expire_due(now=payment.expires_at) == 1
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.EXPIRED
+    return payment
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 1000])
+def test_a_file_settles_in_its_own_order_across_chunks(chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever the chunk size, each line sees what the lines before it did: a wrong amount is
+    held, the right one then pays, a second credit for the paid payment is held as paid twice,
+    the same bank entry twice counts once, and a reference naming no payment falls through to
+    the next reference in the text."""
+    monkeypatch.setattr(services, "_STATEMENT_CHUNK", chunk)
+    payment = make_payment()
+    other = make_payment(application_with_fee_for(payment))
+    unknown = references.new_reference()
+    data = _camt053(
+        payment,
+        [
+            _line(40000, payment.reference, "FT1"),
+            _line(50000, f"{unknown} {payment.reference}", "FT2"),
+            _line(50000, payment.reference, "FT2"),  # the same entry again: counted once
+            _line(50000, payment.reference, "FT3"),
+            _line(50000, other.reference, "FT4"),
+        ],
+    )
+    imported = services.statement_import(data=data, filename="order.xml")
+    assert (imported.lines, imported.matched, imported.queued, imported.repeated) == (5, 2, 2, 1)
+    statuses = dict(StatementLine.objects.values_list("bank_reference", "status"))
+    assert statuses == {
+        "FT1": StatementLine.Status.MISMATCH,
+        "FT2": StatementLine.Status.MATCHED,
+        "FT3": StatementLine.Status.PAID_TWICE,
+        "FT4": StatementLine.Status.MATCHED,
+    }
+    assert set(StatementLine.objects.values_list("payment_id", flat=True)) == {payment.pk, other.pk}
+    payment.refresh_from_db()
+    assert (payment.status, payment.paid_minor, payment.bank_reference, payment.late) == (
+        "paid",
+        50000,
+        "FT2",
+        False,
+    )
+    events = list(
+        payment.events.filter(source="statement").values_list("kind", "from_status", "to_status", "key")
+    )
+    account = payment.collection_account
+    assert account is not None
+    key = f"bank:{account.bank_bin}:{account.account_number}"
+    assert events == [
+        ("mismatch", "created", "created", f"{key}:FT1"),
+        ("paid", "created", "paid", f"{key}:FT2"),
+        ("paid_twice", "paid", "paid", f"{key}:FT3"),
+    ]
+    # Each event has the audit entry _record writes, and each payment paid one durable job.
+    entries = AuditEntry.objects.filter(subject_type="payments.payment", subject_id=str(payment.pk))
+    statement_entries = entries.filter(actor_label="payments:statement").order_by("id")
+    assert [e.action for e in statement_entries] == ["payment.mismatch", "payment.paid", "payment.paid_twice"]
+    paid_entry = statement_entries[1]
+    assert paid_entry.agency_id == payment.agency_id and paid_entry.actor_id is None
+    assert paid_entry.details == {
+        "reference": payment.reference, "from": "created", "to": "paid", "amount": 50000, "key": f"{key}:FT2",
+        "gateway_transaction": "", "bank_reference": "FT2", "late": False,
+    }  # fmt: skip
+    assert statement_entries[0].details["expected"] == 50000
+    jobs = Job.objects.filter(name="payments.paid").order_by("id")
+    assert [job.payload for job in jobs] == [{"payment_id": payment.pk}, {"payment_id": other.pk}]
+
+
+def application_with_fee_for(payment: Payment) -> Any:
+    """Another application of the same service, so its payment goes to the same account."""
+    from civicore.applications.tests.factories import make_submitted
+    from civicore.identity.tests.factories import make_citizen
+
+    return make_submitted(make_citizen(), payment.service)
+
+
+def test_money_after_expiry_or_failure_is_counted_and_marked_late() -> None:
+    expired = _expired(make_payment())
+    failed = make_payment(application_with_fee_for(expired))
+    services.payment_fail(
+        reference=failed.reference, source="gateway_callback", key="vnpay:1:24", at=CREATED, code="24"
+    )
+    data = _camt053(expired, [_line(50000, expired.reference, "FT1"), _line(50000, failed.reference, "FT2")])
+    imported = services.statement_import(data=data, filename="late.xml")
+    assert (imported.matched, imported.queued) == (2, 0)
+    for payment, before in ((expired, "expired"), (failed, "failed")):
+        payment.refresh_from_db()
+        assert payment.status == Payment.Status.PAID and payment.late
+        event = payment.events.get(kind="paid")
+        assert (event.from_status, event.data["late"]) == (before, True)
+        assert (
+            AuditEntry.objects.get(action="payment.paid", subject_id=str(payment.pk)).details["late"] is True
+        )
+
+
+def test_a_credit_whose_key_was_applied_before_is_matched_without_a_second_event() -> None:
+    """A bank entry settled before under its key (by an officer's resolution, say) is matched
+    again without counting the money twice, as payment_settle answers REPEATED."""
+    payment = make_payment()
+    account = payment.collection_account
+    assert account is not None
+    services.payment_settle(
+        reference=payment.reference, amount_minor=50000, currency="VND", source="statement",
+        key=f"bank:{account.bank_bin}:{account.account_number}:FT9", at=CREATED, bank_reference="FT9",
+    )  # fmt: skip
+    imported = services.statement_import(
+        data=_camt053(payment, [_line(50000, payment.reference, "FT9")]), filename="again.xml"
+    )
+    assert (imported.matched, imported.queued) == (1, 0)
+    line = StatementLine.objects.get(bank_reference="FT9")
+    assert (line.status, line.payment_id) == (StatementLine.Status.MATCHED, payment.pk)
+    assert payment.events.filter(kind__in=["paid", "paid_twice"]).count() == 1
+    assert Job.objects.filter(name="payments.paid").count() == 1
+
+
+def test_debtor_names_are_stored_encrypted() -> None:
+    payment = make_payment()
+    services.statement_import(
+        data=_camt053(payment, [_line(50000, payment.reference, "FT1")]), filename="n.xml"
+    )
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT debtor_name FROM payments_statementline")
+        (stored,) = cursor.fetchone()
+    assert stored and "NGUYEN" not in stored
+    assert StatementLine.objects.get().debtor_name == "NGUYEN VAN AN"
