@@ -20,7 +20,8 @@ SUBMISSION = "submission"
 BEFORE_RELEASE = "before_release"
 
 
-def _text(label: Mapping[str, str] | None) -> str:
+def label_text(label: Mapping[str, str] | None) -> str:
+    """A bilingual label in the reader's language; the base fee has none."""
     if label is None:
         return _("Fee")
     return label["en"] if (get_language() or "vi").startswith("en") else label["vi"]
@@ -36,7 +37,7 @@ class FeeLine:
 
     @property
     def text(self) -> str:
-        return _text(self.label)
+        return label_text(self.label)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +47,7 @@ class Exemption:
 
     @property
     def text(self) -> str:
-        return _text(self.label)
+        return label_text(self.label)
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,7 @@ from civicore.credentials.services import (
 )
 from civicore.payments import references
 from civicore.payments.models import Payment, Receipt
-from civicore.payments.selectors import payment_of_payer
+from civicore.payments.selectors import SETTLED, payment_of_payer
 
 RECEIPT_JOB = "payments.receipt"
 TITLE_VI = "Biên lai thu phí, lệ phí"
@@ -39,7 +39,6 @@ SIGNING_REASON = f"{TITLE_VI} / {TITLE_EN}"
 NUMBER_PREFIX = "RC"
 # Receipts print the time in Vietnam whatever the server's TIME_ZONE.
 PAYMENT_ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
-_SETTLED = (Payment.Status.PAID, Payment.Status.PARTIALLY_REFUNDED, Payment.Status.REFUNDED)
 # ISO 4217 exponents of the currencies a fee may be in; the dong has none.
 _EXPONENT = {"VND": 0}
 
@@ -148,7 +147,7 @@ def receipt_issue(*, payment_id: int) -> Receipt:
     )
     if payment is None:
         raise NotFound("No such payment", code="payment_not_found")
-    if payment.status not in _SETTLED or payment.paid_at is None:
+    if payment.status not in SETTLED or payment.paid_at is None:
         raise ReceiptNotReady()
 
     agency = payment.agency

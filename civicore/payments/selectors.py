@@ -34,10 +34,6 @@ from civicore.payments.models import (
 QUEUE = (StatementLine.Status.UNMATCHED, StatementLine.Status.MISMATCH, StatementLine.Status.PAID_TWICE)
 
 
-def payments_of_application(*, application: Application) -> list[Payment]:
-    return list(Payment.objects.filter(application=application).order_by("-created_at"))
-
-
 def payment_of_payer(*, person: Person | None, public_id: Any) -> Payment:
     """One of the person's own payments (or one for an application filed for them); anyone
     else's is not found."""
@@ -103,7 +99,7 @@ def fee_status(*, application: Application, now: Any = None) -> FeeStatus | None
     if not application.service_version.definition.get("fee"):
         return None
     quote = application_quote(application)
-    payments = payments_of_application(application=application)
+    payments = list(payments_of(application=application).order_by("-created_at"))
     paid = next((p for p in payments if p.status in SETTLED), None)
     moment = now or timezone.now()
     open_ = next((p for p in payments if p.is_open and p.expires_at > moment), None)
@@ -192,17 +188,6 @@ def payment_for(*, officer: Officer | None, public_id: Any) -> Payment:
     if payment is None:
         raise NotFound(_("Payment not found."), code="payment_not_found")
     return payment
-
-
-def totals_for(*, officer: Officer | None, filters: PaymentFilters = PaymentFilters()) -> dict[str, int]:
-    """Counts and sums for the filtered payments: paid, refunded, waiting."""
-    qs = payments_for(officer=officer, filters=filters).order_by()
-    return qs.aggregate(
-        count=Count("pk"),
-        paid=Sum("paid_minor", default=0),
-        refunded=Sum("refunded_minor", default=0),
-        waiting=Count("pk", filter=Q(status__in=[Payment.Status.CREATED, Payment.Status.PENDING])),
-    )
 
 
 def reconciliation_queue(*, officer: Officer | None) -> QuerySet[StatementLine]:
@@ -314,7 +299,6 @@ def refunds_of(*, payment: Payment) -> QuerySet[Refund]:
 # choices: the date range is on the created or the paid date, and the reference searched is the
 # payment's or its application's.
 
-EXPORTED = (Payment.Status.PAID, Payment.Status.PARTIALLY_REFUNDED, Payment.Status.REFUNDED)
 DATE_FIELDS = ("created", "paid")
 
 
@@ -395,7 +379,7 @@ def payments_for_export(
         agency=officer.agency,
         details={"filters": filters},
     )
-    return qs.filter(status__in=EXPORTED).select_related("agency").order_by("paid_at", "pk")
+    return qs.filter(status__in=SETTLED).select_related("agency").order_by("paid_at", "pk")
 
 
 def payment_services_for(*, officer: Officer | None) -> QuerySet[Service]:

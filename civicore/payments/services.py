@@ -53,7 +53,7 @@ Status = Payment.Status
 Source = PaymentEvent.Source
 
 OPEN = (Status.CREATED, Status.PENDING)
-SETTLED = (Status.PAID, Status.PARTIALLY_REFUNDED, Status.REFUNDED)
+SETTLED = selectors.SETTLED
 # Where a status may go; anything else is recorded as an event that changed nothing.
 _ALLOWED: dict[str, set[str]] = {
     Status.CREATED: {Status.PENDING, Status.PAID, Status.FAILED, Status.EXPIRED},
@@ -517,20 +517,12 @@ def gateway_payments_reconcile(
     for payment in due[:batch]:
         counts["asked"] += 1
         outcome = payment_query(payment=payment)
-        payment.refresh_from_db(fields=["status", "expires_at"])
+        payment.refresh_from_db(fields=["status"])
         if payment.status == Status.PAID:
             counts["settled"] += outcome == "ok"
             continue
-        if outcome == "unavailable" or not payment.is_open or payment.expires_at > now:
-            continue
-        with transaction.atomic():
-            locked = _locked(payment.reference)
-            if locked is None or not locked.is_open:
-                continue
-            _record(locked, kind="expire", source=Source.SYSTEM, to_status=Status.EXPIRED, at=now)
-            locked.status = Status.EXPIRED
-            locked.save(update_fields=["status", "updated_at"])
-            counts["expired"] += 1
+        if outcome != "unavailable":  # never expire what the gateway could not be asked about
+            counts["expired"] += _expire(payment.reference, now=now)
     return counts
 
 
@@ -541,15 +533,20 @@ def payment_expire_due(*, now: datetime | None = None, batch: int = 500) -> int:
     expired = 0
     due = Payment.objects.filter(status__in=OPEN, expires_at__lte=now, method=Payment.Method.VIETQR)
     for reference in due.values_list("reference", flat=True)[:batch]:
-        with transaction.atomic():
-            payment = _locked(reference)
-            if payment is None or not payment.is_open or payment.expires_at > now:
-                continue
-            _record(payment, kind="expire", source=Source.SYSTEM, to_status=Status.EXPIRED, at=now)
-            payment.status = Status.EXPIRED
-            payment.save(update_fields=["status", "updated_at"])
-            expired += 1
+        expired += _expire(reference, now=now)
     return expired
+
+
+@transaction.atomic
+def _expire(reference: str, *, now: datetime) -> int:
+    """Expire one open payment past its time, checked again under its row lock; 1 if it expired."""
+    payment = _locked(reference)
+    if payment is None or not payment.is_open or payment.expires_at > now:
+        return 0
+    _record(payment, kind="expire", source=Source.SYSTEM, to_status=Status.EXPIRED, at=now)
+    payment.status = Status.EXPIRED
+    payment.save(update_fields=["status", "updated_at"])
+    return 1
 
 
 # --- refunds -----------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from civicore.identity.models import Person
 from civicore.identity.selectors import person_for_user
 from civicore.organisations.acting import acting_organisation
 from civicore.payments import selectors, services, vietqr
-from civicore.payments.gateways import ForgedMessage, gateway_for
+from civicore.payments.gateways import ForgedMessage, PaymentGateway, gateway_for
 from civicore.payments.models import Payment, PaymentEvent
 
 logger = logging.getLogger(__name__)
@@ -64,35 +64,33 @@ def _payment(request: HttpRequest, public_id: uuid.UUID) -> Payment:
         raise Http404(str(exc)) from exc
 
 
-def _gateways() -> list[str]:
+def _gateways() -> dict[str, PaymentGateway]:
     """The gateways configured with their credentials, in the settings' order."""
-    offered = []
+    offered = {}
     for code in settings.PAYMENT_GATEWAYS:
         try:
-            gateway_for(code)
+            offered[code] = gateway_for(code)
         except KeyError:
             continue
-        offered.append(code)
     return offered
 
 
-def _with_gateway_forms(response: HttpResponse) -> HttpResponse:
+def _with_gateway_forms(response: HttpResponse, gateways: dict[str, PaymentGateway]) -> HttpResponse:
     """Let this page's forms lead to the gateways' pages: a browser applies the page's CSP
     form-action to where the form's answer redirects, and the payer is sent on to the gateway."""
-    origins = []
-    for code in _gateways():
-        url = str(getattr(gateway_for(code), "payment_url", ""))
-        parts = urlsplit(url)
+    origins = set()
+    for gateway in gateways.values():
+        parts = urlsplit(str(getattr(gateway, "payment_url", "")))
         if parts.scheme in ("http", "https") and parts.netloc:
-            origins.append(f"{parts.scheme}://{parts.netloc}")
+            origins.add(f"{parts.scheme}://{parts.netloc}")
     if origins:
         response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY.replace(
-            "form-action 'self'", "form-action 'self' " + " ".join(sorted(set(origins)))
+            "form-action 'self'", "form-action 'self' " + " ".join(sorted(origins))
         )
     return response
 
 
-def _methods(application: Application) -> list[dict[str, str]]:
+def _methods(application: Application, gateways: dict[str, PaymentGateway]) -> list[dict[str, str]]:
     methods = []
     if selectors.takes_transfers(agency_id=application.service.agency_id):
         methods.append(
@@ -102,7 +100,7 @@ def _methods(application: Application) -> list[dict[str, str]]:
                 "hint": _("Scan the code with any Vietnamese banking app, or type the details shown."),
             }
         )
-    for code in _gateways():
+    for code in gateways:
         methods.append(
             {
                 "value": f"gateway:{code}",
@@ -130,14 +128,15 @@ def pay(request: HttpRequest, application_id: uuid.UUID) -> HttpResponse:
         return redirect("applications:detail", public_id=application.public_id)
     if fee.paid is not None:
         return redirect("payments:detail", public_id=fee.paid.public_id)
-    methods = _methods(application)
+    gateways = _gateways()
+    methods = _methods(application, gateways)
     context: dict[str, Any] = {"application": application, "fee": fee, "methods": methods, "error": ""}
     if request.method == "GET":
-        return _with_gateway_forms(render(request, "payments/pay.html", context))
+        return _with_gateway_forms(render(request, "payments/pay.html", context), gateways)
     choice = request.POST.get("method", "")
     if choice not in {m["value"] for m in methods}:
         context["error"] = _("Choose how you want to pay.")
-        return _with_gateway_forms(render(request, "payments/pay.html", context, status=422))
+        return _with_gateway_forms(render(request, "payments/pay.html", context, status=422), gateways)
     method, _sep, gateway = choice.partition(":")
     person = _person(request)
     try:
@@ -158,11 +157,11 @@ def pay(request: HttpRequest, application_id: uuid.UUID) -> HttpResponse:
         return redirect("applications:detail", public_id=application.public_id)
     except PermissionDenied as exc:
         context["error"] = exc.message
-        return _with_gateway_forms(render(request, "payments/pay.html", context, status=403))
+        return _with_gateway_forms(render(request, "payments/pay.html", context, status=403), gateways)
     except ApplicationError as exc:
         context["error"] = exc.message
         status = exc.status if exc.status >= 400 else 409
-        return _with_gateway_forms(render(request, "payments/pay.html", context, status=status))
+        return _with_gateway_forms(render(request, "payments/pay.html", context, status=status), gateways)
     return redirect(url)
 
 
@@ -188,7 +187,7 @@ def detail(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
         "qr": qr,
         "expired": payment.is_open and payment.expires_at <= timezone.now(),
     }
-    return _with_gateway_forms(render(request, "payments/detail.html", context))
+    return _with_gateway_forms(render(request, "payments/detail.html", context), _gateways())
 
 
 @never_cache

@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from django import template
-from django.utils.translation import get_language
 
 from civicore.catalogue import presentation
+from civicore.payments import fees
 
 register = template.Library()
 
@@ -24,12 +24,7 @@ def money(amount_minor: int | None, currency: str = "VND") -> str:
 @register.filter
 def line_label(label: Mapping[str, str] | None) -> str:
     """A breakdown line's label in the reader's language; the base fee has none."""
-    from django.utils.translation import gettext
-
-    if not label:
-        return gettext("Fee")
-    english = (get_language() or "vi").startswith("en")
-    return str(label.get("en" if english else "vi") or label.get("vi") or label.get("en") or "")
+    return fees.label_text(label or None)
 
 
 @register.filter
@@ -42,8 +37,6 @@ def fee_terms(fee: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """A service's fee as the catalogue explains it before anyone answers: the base amount, what
     each option or copy adds, who is exempt and when it is due. None when it charges nothing."""
     from django.utils.translation import gettext
-
-    from civicore.payments import fees
 
     if not fee or not fees.charges_anything(fee):
         return None
@@ -69,7 +62,7 @@ def fee_terms(fee: Mapping[str, Any] | None) -> dict[str, Any] | None:
 @register.filter
 def draft_quote(application: Any) -> dict[str, Any] | None:
     """What the fee comes to for a draft's answers so far (as the ledger will keep it)."""
-    from civicore.payments import fees, selectors
+    from civicore.payments import selectors
 
     fee = application.service_version.definition.get("fee")
     if not fee or not fees.charges_anything(fee):
