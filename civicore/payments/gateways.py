@@ -35,6 +35,13 @@ class ForgedMessage(Exception):
     code = "signature_invalid"
 
 
+class UnsupportedPayment(ValueError):
+    """The gateway cannot collect this payment (a currency it does not take, an unreadable payer
+    address): the payer is told to pay another way; nothing was sent."""
+
+    code = "payment_unsupported"
+
+
 @dataclass(frozen=True, slots=True)
 class PaymentStart:
     """What the ledger asks a gateway to collect."""

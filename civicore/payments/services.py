@@ -38,6 +38,7 @@ from civicore.payments.gateways import (
     GatewayResult,
     GatewayStatus,
     PaymentStart,
+    UnsupportedPayment,
     gateway_for,
 )
 from civicore.payments.models import (
@@ -482,6 +483,11 @@ def payment_checkout(*, payment: Payment, return_url: str, payer_ip: str, locale
     except (KeyError, GatewayError) as exc:
         raise GatewayUnavailable(
             _("The payment gateway cannot be reached now. Nothing was charged: try again in a few minutes.")
+        ) from exc
+    except UnsupportedPayment as exc:
+        raise NotPayable(
+            _("The payment gateway cannot take this payment. Pay by bank transfer instead."),
+            code=UnsupportedPayment.code,
         ) from exc
     payment_mark_pending(payment=payment)
     return url

@@ -34,6 +34,7 @@ from civicore.payments.gateways import (
     PaymentStart,
     RefundRequest,
     RefundResult,
+    UnsupportedPayment,
 )
 
 logger = logging.getLogger(__name__)
@@ -119,12 +120,6 @@ class MalformedMessage(ForgedMessage):
     Never acted on, like a forged one."""
 
     code = "message_malformed"
-
-
-class UnsupportedPayment(ValueError):
-    """VNPAY cannot collect this payment (another currency, no amount, an unreadable address)."""
-
-    code = "payment_unsupported"
 
 
 # --- the protocol ---------------------------------------------------------------------------------

@@ -308,3 +308,12 @@ def test_the_payer_is_told_once_that_the_fee_is_paid(no_gateway: None) -> None:
     services.payer_notify_paid(payment)  # the job again, after a crash
     [told] = Notification.objects.filter(user=payment.payer.user, link=f"/payments/{payment.public_id}/")
     assert payment.application.reference in told.subject
+
+
+def test_a_payment_the_gateway_cannot_take_is_refused_and_stays_open(sandbox: str) -> None:
+    payment = make_payment(method="gateway", gateway="vnpay")
+    with pytest.raises(services.NotPayable) as refused:
+        services.payment_checkout(payment=payment, return_url="https://x.example/r", payer_ip="unknown")
+    assert refused.value.code == "payment_unsupported"
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.CREATED
