@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 ENVFILE := $(CIVICORE_VAR_DIR)/secrets.env
 WITH_ENV := set -a && source $(ENVFILE) && set +a &&
 
-.PHONY: demo install install-dev test lint bench bench-fanout bench-tokens bench-routing bench-sensors soak chromium mosquitto clean
+.PHONY: demo install install-dev test lint bench bench-fanout bench-tokens bench-routing bench-sensors bench-payments soak chromium mosquitto clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,7 @@ bench: install-dev
 	$(BIN)/python bench/tokens.py
 	$(BIN)/python bench/routing.py
 	$(BIN)/python bench/sensors.py
+	$(BIN)/python bench/payments.py
 
 bench-fanout: install-dev
 	$(BIN)/python bench/fanout.py
@@ -85,3 +86,8 @@ soak: install-dev
 
 clean:
 	rm -rf $(VENV) var
+
+# Payments: signed gateway callbacks beside /healthz, and a 100,000-line camt.053 import beside
+# reading the file alone and a raw insert, on PostgreSQL.
+bench-payments: install-dev
+	$(BIN)/python bench/payments.py
