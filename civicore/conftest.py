@@ -27,6 +27,16 @@ def _english_for_assertions() -> Any:
 
 
 @pytest.fixture(autouse=True)
+def _fresh_data_key() -> None:
+    """A transactional test's flush empties core_datakey, but this process remembers the active
+    data key for a minute. Forget it, so no test seals values under a key the database (and any
+    worker process reading it) no longer has."""
+    from civicore.core import crypto
+
+    crypto.forget_active_data_key()
+
+
+@pytest.fixture(autouse=True)
 def _fresh_service_cache() -> Any:
     """Each test loads its own services; none may see another test's cached ones."""
     from civicore.catalogue.selectors import forget_cached_services

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from civicore.conftest import _fresh_data_key  # noqa: F401  (the same autouse fixture for these tests)
+
 
 def pytest_configure(config: Any) -> None:
     config.addinivalue_line(

@@ -145,7 +145,8 @@ def reset_keyring() -> None:
     _active = None
 
 
-def _forget_active() -> None:
+def forget_active_data_key() -> None:
+    """Look the active DEK up again on next use (after a restore or a test's flush removed it)."""
     global _active
     _active = None
 
@@ -359,7 +360,7 @@ def data_keys_rotate() -> Rotation:
     retired = next((row.id for row in rows if row.active), None)
     DataKey.objects.filter(active=True).update(active=False)
     active = data_key_create(active=True)
-    _forget_active()  # this process switches now; the others within ACTIVE_RECHECK_SECONDS
+    forget_active_data_key()  # this process switches now; the others within ACTIVE_RECHECK_SECONDS
     return Rotation(
         kek_id=newest,
         rewrapped=list(plain),
@@ -384,7 +385,7 @@ def values_reencrypt(
     Safe while the system serves (each batch locks only its own rows, briefly) and resumable:
     a second run picks up whatever the first did not reach.
     """
-    _forget_active()  # seal under the DEK active now, not one cached before a rotation
+    forget_active_data_key()  # seal under the DEK active now, not one cached before a rotation
     results = []
     for column in encrypted_columns():
         result = Reencryption(column=column.label)
