@@ -24,8 +24,14 @@ class AuditEntry(models.Model):
     action = models.CharField(max_length=60)
     subject_type = models.CharField(max_length=60)
     subject_id = models.CharField(max_length=64)
+    # Indexed by (person, -id) below, which serves lookups by person alone too.
     person = models.ForeignKey(
-        "identity.Person", null=True, blank=True, on_delete=models.PROTECT, related_name="audit_entries"
+        "identity.Person",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="audit_entries",
+        db_index=False,
     )
     details = models.JSONField(default=dict)
     prev_hash = models.CharField(max_length=64, blank=True)

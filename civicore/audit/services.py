@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,6 +118,26 @@ def record_many(*, actor: Any, entries: Iterable[tuple[str, str, str, int | None
             for action, subject_type, subject_id, agency_id, details in entries
         ),
     )  # fmt: skip
+
+
+def record_selected(*, actor: Any, select: str, params: Sequence[Any]) -> None:
+    """`record_many` for entries the database derives from rows written in the same transaction
+    (a bank statement's payment events), on PostgreSQL: `select` yields (agency id, action,
+    subject type, subject id, details as jsonb) per entry, in order, and one INSERT … SELECT
+    writes them, as `record()` would, for the worker to seal."""
+    if connection.vendor != "postgresql":
+        raise NotImplementedError("entries selected by the database are written on PostgreSQL only")
+    is_user = actor is not None and getattr(actor, "is_authenticated", False)
+    label = str(actor) if actor is not None else "system"
+    table = connection.ops.quote_name(AuditEntry._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""INSERT INTO {table} (at, actor_id, actor_label, agency_id, action, subject_type, subject_id,
+                    details, prev_hash, hash)
+                SELECT %s, %s, %s, s.agency_id, s.action, s.subject_type, s.subject_id, s.details, '', ''
+                FROM ({select}) AS s(agency_id, action, subject_type, subject_id, details)""",  # noqa: S608
+            [timezone.now(), actor.pk if is_user else None, label, *params],
+        )
 
 
 def seal(batch_size: int = SEAL_BATCH) -> int:

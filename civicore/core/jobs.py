@@ -14,6 +14,7 @@ handlers must be idempotent.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import time
 import traceback
@@ -130,6 +131,29 @@ def enqueue_many(name: str, payloads: Sequence[dict[str, Any]]) -> None:
          "created_at"),
         ((name, payload, Job.Status.PENDING, 0, attempts, now, "", "", now) for payload in payloads),
     )  # fmt: skip
+
+
+def enqueue_each(name: str, field: str, ids: Sequence[int]) -> None:
+    """`enqueue_many` of one job `{field: id}` per id, in the caller's transaction; on PostgreSQL
+    the database builds the rows from the ids, sent as one JSON array (a bank statement's payments)."""
+    conn = transaction.get_connection()
+    if conn.vendor != "postgresql" or settings.JOBS_RUN_INLINE:
+        enqueue_many(name, [{field: pk} for pk in ids])
+        return
+    if name not in _registry:
+        raise KeyError(f"No job handler registered for {name!r}")
+    if not ids:
+        return
+    now = timezone.now()
+    table = conn.ops.quote_name(Job._meta.db_table)
+    with conn.cursor() as cursor:
+        cursor.execute(
+            f"""INSERT INTO {table} (name, payload, status, attempts, max_attempts, run_after, locked_by,
+                    last_error, created_at)
+                SELECT %s, jsonb_build_object(%s::text, t.id), %s, 0, %s, %s, '', '', %s
+                FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS t(id, n) ORDER BY t.n""",  # noqa: S608
+            [name, field, Job.Status.PENDING, settings.JOBS_MAX_ATTEMPTS, now, now, json.dumps(list(ids))],
+        )
 
 
 def backoff(attempts: int) -> timedelta:

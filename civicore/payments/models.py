@@ -66,7 +66,10 @@ class Payment(models.Model):
         "applications.Application", on_delete=models.PROTECT, related_name="payments"
     )
     service = models.ForeignKey("catalogue.Service", on_delete=models.PROTECT, related_name="+")
-    agency = models.ForeignKey("agencies.Agency", on_delete=models.PROTECT, related_name="payments")
+    # Indexed by (agency, created_at) below, which serves lookups by agency alone too.
+    agency = models.ForeignKey(
+        "agencies.Agency", on_delete=models.PROTECT, related_name="payments", db_index=False
+    )
     payer = models.ForeignKey("identity.Person", on_delete=models.PROTECT, related_name="payments")
     organisation = models.ForeignKey(
         "organisations.Organisation",
