@@ -45,6 +45,7 @@ FALLBACK_LABEL = gettext_lazy("looked at your data")
 # What an agency system did, by exchange operation.
 EXCHANGE_LABELS = {
     "exchange.person.read": gettext_lazy("received your data with your consent"),
+    "exchange.payment.delivered": gettext_lazy("was told about your payment"),
 }
 CHANGE_DELIVERED = "exchange.change.delivered"
 

@@ -5,7 +5,8 @@ from civicore.exchange.models import ChangeEvent, Delivery
 
 @admin.register(ChangeEvent)
 class ChangeEventAdmin(admin.ModelAdmin):
-    list_display = ("uuid", "person", "items", "cause", "agency", "created_at", "receipt_sent_at")
+    list_display = ("uuid", "kind", "person", "items", "cause", "agency", "created_at", "receipt_sent_at")
+    list_filter = ("kind",)
     list_select_related = ("person__user", "agency")
     search_fields = ("uuid",)
     raw_id_fields = ("person", "agency")

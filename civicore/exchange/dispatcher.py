@@ -26,12 +26,15 @@ from django.db import connection
 
 from civicore.core.jose import signing_key
 from civicore.exchange import conf, selectors, services, signing
+from civicore.exchange.models import ChangeEvent
 from civicore.exchange.transport import Outgoing, Response, Transport, transport_from_settings
 from civicore.identity import items as item_registry
 
 logger = logging.getLogger(__name__)
 
 EVENT_TYPE = "person.changed"
+# Payment events are sent as their own type, recorded with the event: services.PAYMENT_EVENT_TYPES
+# (payment.paid, payment.refunded, payment.held).
 # Queued deliveries per receiver before the worker stops claiming more for it (in connections).
 BACKLOG_PER_CONNECTION = 32
 STATS_EVERY_SECONDS = 10.0
@@ -77,6 +80,24 @@ def body_for(event: selectors.EventData, items: list[str], values: dict[tuple[in
             "cause": event.cause,
             "person": {"national_id": event.national_id},
             "items": data,
+        },
+    }
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def payment_body_for(event: selectors.EventData) -> bytes:
+    """The JSON a subscriber of payment events receives: the payload written with the event (the
+    payment as the ledger had it then, never read again) and the payer's national ID number,
+    as profile changes carry the person's."""
+    data = dict(event.data)
+    event_type = data.pop("type")
+    payload = {
+        "type": event_type,
+        "timestamp": _iso(event.created_at),
+        "data": {
+            "event_id": event.uuid,
+            **data,
+            "person": {"national_id": event.national_id},
         },
     }
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
@@ -152,19 +173,26 @@ class Dispatcher:
             application = applications.get(c.application_id)
             if event is None or application is None:
                 continue  # deleted since: nothing left to send
-            items = [k for k in c.items if k in application.allowed_items]
+            payment = event.kind == ChangeEvent.Kind.PAYMENT
+            if payment:
+                # Only to a system of the payment's own agency that still asks for payments.
+                items: list[str] = []
+                withdrawn = not application.payment_events or application.agency_id != event.agency_id
+            else:
+                items = [k for k in c.items if k in application.allowed_items]
+                withdrawn = not items
             flight = _InFlight(c, application, event, items, "")
             self._in_flight[c.id] = flight
             self._per_application[c.application_id] += 1
-            if not application.active or not application.webhook_url or not items:
+            if not application.active or not application.webhook_url or withdrawn:
                 reason = (
-                    "application withdrawn" if not items else "application inactive or without a webhook URL"
+                    "application withdrawn" if withdrawn else "application inactive or without a webhook URL"
                 )
                 self._results.put(self._attempt(flight, None, reason, time.time(), permanent=True))
                 continue
             cache_key = (c.event_id, tuple(items))
             if cache_key not in bodies:
-                body = body_for(event, items, values)
+                body = payment_body_for(event) if payment else body_for(event, items, values)
                 bodies[cache_key] = (body, services.sha256(body))
             body, digest = bodies[cache_key]
             flight.request_digest = digest
@@ -198,6 +226,7 @@ class Dispatcher:
             request_digest=flight.request_digest,
             response_digest=digest,
             permanent=permanent,
+            event_kind=flight.event.kind,
         )
 
     def record_results(self) -> int:

@@ -1,7 +1,8 @@
-"""Tell us once: each change to a person's profile, and its delivery to every subscribed agency.
+"""Tell us once: each change to a person's profile, and its delivery to every subscribed agency;
+and each payment event, to the paying agency's systems that asked for them.
 
-A ChangeEvent and its Deliveries are written in the transaction that changes the profile (the
-outbox), so an agency is told exactly about the changes that committed. A Delivery is retried
+A ChangeEvent and its Deliveries are written in the transaction that changes the profile or the
+payment (the outbox), so an agency is told exactly about the changes that committed. A Delivery is retried
 until its receiver confirms (2xx) or its attempts run out (dead, for an officer to replay); its
 `webhook_id` never changes, so an agency recognises a repeated message.
 """
@@ -17,11 +18,23 @@ from django.utils.translation import gettext_lazy as _
 
 
 class ChangeEvent(models.Model):
-    """Some of a person's profile items changed. Holds which items, never their values."""
+    """Some of a person's profile items changed (which items, never their values); or, for a
+    payment event, a payment of `agency` (paid by `person`) was paid, refunded or held."""
+
+    class Kind(models.TextChoices):
+        PROFILE = "profile", _("Profile change")
+        PAYMENT = "payment", _("Payment")
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.PROFILE)
     person = models.ForeignKey("identity.Person", on_delete=models.PROTECT, related_name="change_events")
     items = models.JSONField(default=list, help_text=_("Keys of the profile items that changed"))
+    data = models.JSONField(
+        default=dict,
+        blank=True,
+        encoder=DjangoJSONEncoder,
+        help_text=_("A payment event's payload (type, payment, statuses, amounts); empty for profiles"),
+    )
     changes = models.JSONField(
         default=list, encoder=DjangoJSONEncoder, help_text=_('[{"key", "source", "verified_at"}]')
     )
@@ -39,19 +52,22 @@ class ChangeEvent(models.Model):
         ordering = ["-id"]
         indexes = [
             models.Index(fields=["person", "-id"], name="exchange_event_person"),
+            # The citizen's receipts are for profile changes only: payment events never get one.
             models.Index(
                 fields=["id"],
-                condition=models.Q(receipt_sent_at__isnull=True),
+                condition=models.Q(receipt_sent_at__isnull=True, kind="profile"),
                 name="exchange_event_unreceipted",
             ),
         ]
 
     def __str__(self) -> str:
+        if self.kind == self.Kind.PAYMENT:
+            return f"{self.uuid} {self.data.get('type', 'payment')}"
         return f"{self.uuid} {','.join(self.items)}"
 
 
 class Delivery(models.Model):
-    """One change event for one subscribed agency application."""
+    """One change or payment event for one subscribed agency application."""
 
     class Status(models.TextChoices):
         PENDING = "pending", _("Being sent")

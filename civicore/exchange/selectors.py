@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -25,8 +25,9 @@ OFFICE_FILTERS = ("failing", "dead", "pending", "delivered", "all")
 
 
 def change_events_of(*, person: Person) -> QuerySet[ChangeEvent]:
+    """The person's profile changes (payment events are the paying agency's, not listed here)."""
     return (
-        ChangeEvent.objects.filter(person=person)
+        ChangeEvent.objects.filter(person=person, kind=ChangeEvent.Kind.PROFILE)
         .annotate(
             told=Count("deliveries", filter=Q(deliveries__status=Delivery.Status.DELIVERED)),
             subscribers=Count("deliveries"),
@@ -38,7 +39,9 @@ def change_events_of(*, person: Person) -> QuerySet[ChangeEvent]:
 def change_event_of(*, person: Person | None, event_uuid: Any) -> tuple[ChangeEvent, list[Delivery]]:
     """One of the person's own change events with its deliveries; anyone else's is not found."""
     event = (
-        ChangeEvent.objects.filter(person=person, uuid=event_uuid).select_related("agency").first()
+        ChangeEvent.objects.filter(person=person, uuid=event_uuid, kind=ChangeEvent.Kind.PROFILE)
+        .select_related("agency")
+        .first()
         if person is not None
         else None
     )
@@ -126,6 +129,9 @@ class EventData:
     created_at: datetime
     cause: str
     national_id: str
+    kind: str = ChangeEvent.Kind.PROFILE
+    agency_id: int | None = None
+    data: dict[str, Any] = field(default_factory=dict)  # a payment event's payload
 
 
 @dataclass(slots=True)
@@ -135,25 +141,30 @@ class ApplicationData:
     webhook_url: str
     active: bool
     allowed_items: frozenset[str]
+    payment_events: bool = False
 
 
 def batch_context(
     *, event_ids: Iterable[int], application_ids: Iterable[int], keys: Iterable[str]
 ) -> tuple[dict[int, EventData], dict[int, ApplicationData], dict[tuple[int, str], ProfileItem]]:
-    """Events (with the person's national ID), applications and the current profile items the
-    deliveries of one batch need."""
+    """Events (with the person's national ID, and a payment event's payload), applications and
+    the current profile items the deliveries of one batch need (none for payment events)."""
     events: dict[int, EventData] = {}
-    for pk, event_uuid, person_id, created_at, cause, national_id in ChangeEvent.objects.filter(
-        id__in=set(event_ids)
-    ).values_list("id", "uuid", "person_id", "created_at", "cause", "person__national_id"):
-        events[pk] = EventData(str(event_uuid), person_id, created_at, cause, national_id or "")
+    rows = ChangeEvent.objects.filter(id__in=set(event_ids)).values_list(
+        "id", "uuid", "person_id", "created_at", "cause", "person__national_id", "kind", "agency_id", "data"
+    )  # fmt: skip
+    for pk, event_uuid, person_id, created_at, cause, national_id, kind, agency_id, data in rows:
+        events[pk] = EventData(
+            str(event_uuid), person_id, created_at, cause, national_id or "", kind, agency_id, data or {}
+        )
+    apps = AgencyApplication.objects.filter(id__in=set(application_ids)).values_list(
+        "id", "client_id", "agency_id", "webhook_url", "active", "allowed_items", "payment_events"
+    )
     applications = {
-        pk: ApplicationData(client_id, agency_id, url, active, frozenset(allowed or []))
-        for pk, client_id, agency_id, url, active, allowed in AgencyApplication.objects.filter(
-            id__in=set(application_ids)
-        ).values_list("id", "client_id", "agency_id", "webhook_url", "active", "allowed_items")
+        pk: ApplicationData(client_id, agency_id, url, active, frozenset(allowed or []), payment_events)
+        for pk, client_id, agency_id, url, active, allowed, payment_events in apps
     }
-    person_ids = {e.person_id for e in events.values()}
+    person_ids = {e.person_id for e in events.values() if e.kind == ChangeEvent.Kind.PROFILE}
     items = {
         (item.person_id, item.key): item
         for item in ProfileItem.objects.filter(person_id__in=person_ids, key__in=set(keys)).select_related(

@@ -1,7 +1,9 @@
-"""Writes of the exchange: the outbox rows for a change, delivery outcomes, receipts and replays.
+"""Writes of the exchange: the outbox rows for a change or a payment event, delivery outcomes,
+receipts and replays.
 
-`change_events_record` runs inside the transaction that changes the profile, so the event and
-its deliveries exist exactly when the change committed. Delivery outcomes are written in bulk, one
+`change_events_record` runs inside the transaction that changes the profile, and
+`payment_events_record` inside the ledger's, so an event and its deliveries exist exactly when
+the change committed. Delivery outcomes are written in bulk, one
 statement per batch, with an audit entry and a message-log entry for every confirmed delivery.
 Everything here is safe to run in several workers at once: claims skip rows another worker
 holds, outcome writes only touch deliveries that are still pending.
@@ -15,7 +17,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
@@ -33,8 +35,10 @@ from civicore.registry.models import AgencyApplication, MessageLogEntry
 # PostgreSQL channel a worker listens on; a commit that creates due deliveries wakes it at once.
 NOTIFY_CHANNEL = "civicore_exchange"
 DELIVERED_ACTION = "exchange.change.delivered"
+PAYMENT_DELIVERED_ACTION = "exchange.payment.delivered"
 REPLAY_ACTION = "exchange.delivery.replay"
 OPERATION = "change.deliver"
+PAYMENT_OPERATION = "payment.deliver"
 _WEBHOOK_NAMESPACE = uuid.UUID("6f1b8a52-3c0e-4d7a-9a43-2b1f6d2c9e10")
 
 
@@ -162,6 +166,173 @@ def on_profile_items_changed(sender: Any, **kwargs: Any) -> None:
     )
 
 
+# --- payment events -----------------------------------------------------------------------------
+
+# The ledger's event kinds the paying agency's systems are told about, and the webhook type each
+# is sent as. Anything else the ledger records (created, pending, failed, expired, refund
+# requests) stays between the payer and Civicore.
+PAYMENT_EVENT_TYPES: dict[str, str] = {
+    "paid": "payment.paid",
+    "refund": "payment.refunded",
+    "mismatch": "payment.held",
+    "paid_twice": "payment.held",
+}
+_HELD_REASONS = {"mismatch": "amount_mismatch", "paid_twice": "paid_twice"}
+
+
+@dataclass(slots=True)
+class PaymentChange:
+    """One ledger event of a payment, as `payment_events_record` takes it. The payment's row must
+    already show its state after the event (its other facts are read from it)."""
+
+    payment_id: int
+    agency_id: int
+    kind: str  # the ledger's PaymentEvent.kind: paid, refund, mismatch, paid_twice (others ignored)
+    from_status: str
+    to_status: str
+    amount_minor: int | None  # the money of this event: paid, refunded now, or the credit held
+    occurred_at: datetime
+    currency: str = ""  # that money's currency when it is not the payment's (a mismatched credit)
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _payment_subscribers(agency_ids: set[int]) -> dict[int, list[tuple[int, str]]]:
+    """(id, client_id) of the active applications with a webhook URL that asked for their own
+    agency's payment events, by agency: one query."""
+    found: dict[int, list[tuple[int, str]]] = {}
+    rows = (
+        AgencyApplication.objects.filter(agency_id__in=agency_ids, active=True, payment_events=True)
+        .exclude(webhook_url="")
+        .order_by("id")
+        .values_list("agency_id", "id", "client_id")
+    )
+    for agency_id, app_id, client_id in rows:
+        found.setdefault(agency_id, []).append((app_id, client_id))
+    return found
+
+
+def _payment_facts(payment_ids: set[int]) -> dict[int, tuple[Any, ...]]:
+    from civicore.payments.models import Payment
+
+    rows = Payment.objects.filter(id__in=payment_ids).values_list(
+        "id", "agency_id", "payer_id", "reference", "application__reference", "service__code", "method",
+        "amount_minor", "currency", "paid_minor", "refunded_minor", "late",
+    )  # fmt: skip
+    return {row[0]: row[1:] for row in rows}
+
+
+def payment_events_record(*, events: Sequence[PaymentChange]) -> list[ChangeEvent]:
+    """Write one payment ChangeEvent and one pending Delivery per application of the payment's
+    own agency that subscribed to payment events, in the caller's transaction; events nobody
+    subscribed to are not written. One query when no agency concerned has a subscriber; else
+    that, one read of the payments, two bulk inserts and a NOTIFY, for one event or a
+    statement's thousands."""
+    wanted = [e for e in events if e.kind in PAYMENT_EVENT_TYPES]
+    if not wanted:
+        return []
+    subscribers = _payment_subscribers({e.agency_id for e in wanted})
+    wanted = [e for e in wanted if e.agency_id in subscribers]
+    if not wanted:
+        return []
+    facts = _payment_facts({e.payment_id for e in wanted})
+    now = timezone.now()
+    built: list[tuple[ChangeEvent, int]] = []
+    for e in wanted:
+        fact = facts.get(e.payment_id)
+        if fact is None:
+            continue
+        agency_id, payer_id, reference, application_reference, service_code, method = fact[:6]
+        amount, currency, paid_minor, refunded_minor, late = fact[6:]
+        if agency_id != e.agency_id:
+            # Only ever the payment's own agency's systems: a caller naming another is a bug.
+            raise ValueError(f"payment {e.payment_id} belongs to agency {agency_id}, not {e.agency_id}")
+        event_type = PAYMENT_EVENT_TYPES[e.kind]
+        data: dict[str, Any] = {
+            "type": event_type,
+            "occurred_at": _iso(e.occurred_at),
+            "payment": {
+                "reference": reference,
+                "application_reference": application_reference,
+                "service_code": service_code,
+                "method": method,
+                "amount_minor": amount,
+                "currency": currency,
+                "paid_minor": paid_minor,
+                "refunded_minor": refunded_minor,
+                "late": late,
+            },
+            "status_from": e.from_status,
+            "status_to": e.to_status,
+            "amount_minor": e.amount_minor,
+            "currency": e.currency or currency,
+            "held_reason": _HELD_REASONS.get(e.kind),
+        }
+        event = ChangeEvent(
+            kind=ChangeEvent.Kind.PAYMENT,
+            person_id=payer_id,
+            agency_id=e.agency_id,
+            items=[],
+            changes=[],
+            data=data,
+            cause=event_type,
+            created_at=now,
+        )
+        built.append((event, e.agency_id))
+    if not built:
+        return []
+    with transaction.atomic(savepoint=False):
+        ChangeEvent.objects.bulk_create([event for event, _agency in built])
+        Delivery.objects.bulk_create(
+            [
+                Delivery(
+                    event=event,
+                    application_id=app_id,
+                    webhook_id=webhook_id_for(event.uuid, client_id),
+                    items=[],
+                    next_attempt_at=now,
+                    created_at=now,
+                )
+                for event, agency_id in built
+                for app_id, client_id in subscribers[agency_id]
+            ],
+            batch_size=2000,
+        )
+        _notify_workers()
+    return [event for event, _agency in built]
+
+
+def payment_event_record(
+    *,
+    payment: Any,
+    kind: str,
+    from_status: str,
+    to_status: str,
+    amount_minor: int | None,
+    occurred_at: datetime,
+    currency: str = "",
+) -> ChangeEvent | None:
+    """The outbox for one ledger event of `payment` (see payment_events_record): None when it is
+    not an event agencies are told about, or no system of the payment's agency subscribed."""
+    events = payment_events_record(
+        events=[
+            PaymentChange(
+                payment_id=payment.pk,
+                agency_id=payment.agency_id,
+                kind=kind,
+                from_status=from_status,
+                to_status=to_status,
+                amount_minor=amount_minor,
+                occurred_at=occurred_at,
+                currency=currency,
+            )
+        ]
+    )
+    return events[0] if events else None
+
+
 # --- claiming and recording (the dispatcher's writes) ---------------------------------------
 
 
@@ -239,6 +410,7 @@ class Attempt:
     request_digest: str = ""
     response_digest: str = ""
     permanent: bool = False  # no point retrying (410 Gone, application withdrawn)
+    event_kind: str = ChangeEvent.Kind.PROFILE
 
     @property
     def confirmed(self) -> bool:
@@ -320,6 +492,9 @@ def deliveries_record(*, attempts: Sequence[Attempt]) -> None:
 
 
 def _log_confirmed(confirmed: list[Attempt]) -> None:
+    def payment(a: Attempt) -> bool:
+        return a.event_kind == ChangeEvent.Kind.PAYMENT
+
     entries = AuditEntry.objects.bulk_create(
         [
             AuditEntry(
@@ -327,7 +502,7 @@ def _log_confirmed(confirmed: list[Attempt]) -> None:
                 actor=None,
                 actor_label="system",
                 agency_id=a.agency_id,
-                action=DELIVERED_ACTION,
+                action=PAYMENT_DELIVERED_ACTION if payment(a) else DELIVERED_ACTION,
                 subject_type="exchange.delivery",
                 subject_id=str(a.delivery_id),
                 person_id=a.person_id,
@@ -351,7 +526,7 @@ def _log_confirmed(confirmed: list[Attempt]) -> None:
                 at=a.finished_at,
                 application_id=a.application_id,
                 direction=MessageLogEntry.Direction.OUTBOUND,
-                operation=OPERATION,
+                operation=PAYMENT_OPERATION if payment(a) else OPERATION,
                 message_id=a.webhook_id,
                 person_id=a.person_id,
                 items=a.items,
@@ -369,8 +544,12 @@ def _log_confirmed(confirmed: list[Attempt]) -> None:
 
 
 def _settled_events() -> QuerySet[ChangeEvent]:
+    """Profile changes whose receipt is due (payment events never get one: the payer is told
+    about the payment by the ledger, not by the exchange)."""
     pending = Delivery.objects.filter(event=OuterRef("pk"), status=Delivery.Status.PENDING)
-    return ChangeEvent.objects.filter(receipt_sent_at__isnull=True).exclude(Exists(pending))
+    return ChangeEvent.objects.filter(receipt_sent_at__isnull=True, kind=ChangeEvent.Kind.PROFILE).exclude(
+        Exists(pending)
+    )
 
 
 def _receipt_text(event: ChangeEvent, deliveries: list[Delivery]) -> tuple[str, str]:

@@ -12,12 +12,12 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_GET, require_POST
 
 from civicore.core.errors import NotFound, PermissionDenied
 from civicore.exchange import selectors, services
-from civicore.exchange.models import Delivery
+from civicore.exchange.models import ChangeEvent, Delivery
 from civicore.identity.models import ProfileItem
 from civicore.identity.selectors import person_for_user
 from civicore.portal.pagination import paginate_page
@@ -26,8 +26,32 @@ PAGE_SIZE = 25
 _ITEM_LABELS = dict(ProfileItem.Key.choices)
 
 
+_PAYMENT_LABELS = {
+    "payment.paid": gettext_lazy("paid"),
+    "payment.refunded": gettext_lazy("refunded"),
+    "payment.held": gettext_lazy("held for an officer"),
+}
+
+
 def item_labels(keys: list[str]) -> str:
     return ", ".join(str(_ITEM_LABELS.get(key, key)) for key in keys)
+
+
+def delivery_contents(delivery: Delivery) -> str:
+    """What a delivery tells its system, for officers: the changed items, or which payment and
+    what happened to it."""
+    event = delivery.event
+    if event.kind != ChangeEvent.Kind.PAYMENT:
+        return item_labels(delivery.items)
+    data: dict[str, Any] = event.data if isinstance(event.data, dict) else {}
+    payment = data.get("payment")
+    if not isinstance(payment, dict):
+        payment = {}
+    event_type = str(data.get("type", ""))
+    return _("Payment %(reference)s: %(what)s") % {
+        "reference": payment.get("reference", "?"),
+        "what": _PAYMENT_LABELS.get(event_type, event_type),
+    }
 
 
 # --- citizens ---------------------------------------------------------------------------------
@@ -83,7 +107,7 @@ def delivery_list(request: HttpRequest) -> HttpResponse:
     context.update(
         state=state,
         counts=counts,
-        rows=[{"delivery": d, "items": item_labels(d.items)} for d in context["page"].object_list],
+        rows=[{"delivery": d, "items": delivery_contents(d)} for d in context["page"].object_list],
         filters=[
             ("failing", _("Failing or failed")),
             ("dead", _("Failed (dead letters)")),
@@ -110,7 +134,7 @@ def delivery_detail(request: HttpRequest, delivery_id: int) -> HttpResponse:
     return render(
         request,
         "exchange/office_detail.html",
-        {"delivery": delivery, "items": item_labels(delivery.items)},
+        {"delivery": delivery, "items": delivery_contents(delivery)},
     )
 
 

@@ -10,6 +10,7 @@ for an officer instead of being counted. Every change is an event and an audit e
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -29,6 +30,7 @@ from civicore.audit import services as audit
 from civicore.catalogue.presentation import format_money
 from civicore.core import jobs, rowsql
 from civicore.core.errors import ApplicationError, Conflict, NotFound, ValidationFailed
+from civicore.exchange import services as exchange
 from civicore.identity.models import Person
 from civicore.organisations import selectors as organisation_selectors
 from civicore.payments import camt, references, selectors
@@ -109,7 +111,8 @@ class Settled:
 
 
 # Called by the `payments.paid` job with each payment that became paid: other apps register here
-# (the application's case, the receipt, the agency's webhooks), so the ledger knows none of them.
+# (the application's case, the receipt), so the ledger knows none of them. (The agency's systems
+# are told through the exchange's outbox, written by `_record` in the change's own transaction.)
 # A hook must be idempotent: the job is retried after a failure or a crash.
 paid_hooks: list[Callable[[Payment], None]] = []
 
@@ -200,6 +203,12 @@ def _record(
         setattr(payment, name, value)
     if job:
         jobs.enqueued(rows[-1])
+    if kind in exchange.PAYMENT_EVENT_TYPES:
+        # Paid, refunded or held: the agency's subscribed systems are told, from this transaction.
+        exchange.payment_event_record(
+            payment=payment, kind=kind, from_status=event.from_status, to_status=to_status,
+            amount_minor=amount, occurred_at=event.at, currency=str((data or {}).get("currency") or ""),
+        )  # fmt: skip
     return event
 
 
@@ -669,9 +678,11 @@ def refund_propose(*, application_id: int, reason: str) -> list[Refund]:
 
 
 @transaction.atomic
-def refund_proposal_decide(*, refund: Refund, officer: Any, accept: bool, reason: str = "") -> Refund:
-    """A cashier accepts a proposed refund (it is then requested, and sent to the gateway) or
-    declines it, saying why."""
+def refund_proposal_decide(
+    *, refund: Refund, officer: Any, accept: bool, reason: str = "", amount_minor: int | None = None
+) -> Refund:
+    """A cashier accepts a proposed refund, in full or for less (`amount_minor`; it is then
+    requested as any refund, and sent to the gateway) or declines it, saying why."""
     locked = _locked(refund.payment.reference)
     if locked is None:
         raise PaymentNotFound()
@@ -699,14 +710,28 @@ def refund_proposal_decide(*, refund: Refund, officer: Any, accept: bool, reason
             actor=officer.user,
         )  # fmt: skip
         return current
+    proposed = current.amount_minor
+    if amount_minor is not None:
+        if (
+            isinstance(amount_minor, bool)
+            or not isinstance(amount_minor, int)
+            or not 0 < amount_minor <= proposed
+        ):
+            raise RefundInvalid(
+                _("The amount must be more than nothing and at most %(left)s.") % {"left": proposed},
+                details={"amount": proposed},
+            )
+        current.amount_minor = amount_minor
     _check_refund(locked, current.amount_minor, current.reason)
     current.status = Refund.Status.REQUESTED
     current.requested_by = officer.user
-    current.save(update_fields=["status", "requested_by"])
+    current.save(update_fields=["status", "requested_by", "amount_minor"])
+    data: dict[str, Any] = {"refund": current.reference, "reason": current.reason}
+    if current.amount_minor != proposed:
+        data["proposed"] = proposed
     _record(
         locked, kind="refund_request", source=Source.OFFICER, to_status=locked.status,
-        amount=current.amount_minor, data={"refund": current.reference, "reason": current.reason},
-        actor=officer.user,
+        amount=current.amount_minor, data=data, actor=officer.user,
     )  # fmt: skip
     if locked.method == Payment.Method.GATEWAY:
         jobs.enqueue("payments.refund_send", refund_id=current.pk)
@@ -740,10 +765,8 @@ def refund_complete(
     _record(
         locked, kind="refund", source=source, to_status=to, key=f"refund:{current.reference}",
         amount=current.amount_minor, data={"refund": current.reference, "code": code}, actor=actor,
+        changes={"refunded_minor": refunded, "status": to},
     )  # fmt: skip
-    locked.refunded_minor = refunded
-    locked.status = to
-    locked.save(update_fields=["refunded_minor", "status", "updated_at"])
     current.status = Refund.Status.SUCCEEDED
     current.save(update_fields=["status", "gateway_code", "completed_at"])
     return current
@@ -798,10 +821,10 @@ _STATEMENT_CHUNK = 2000
 
 
 def _slices(values: list[Any]) -> Iterator[list[Any]]:
-    """`values` in pieces small enough for one query's parameters (SQLite takes 999)."""
-    size = 900 if connection.vendor == "sqlite" else 5000
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
+    """`values` in pieces small enough for one SQLite query's parameters (it takes 999); on
+    PostgreSQL a list goes as one array parameter instead."""
+    for start in range(0, len(values), 900):
+        yield values[start : start + 900]
 
 
 @dataclass(slots=True)
@@ -819,18 +842,25 @@ class _Held:
 def _locked_many(wanted: set[str]) -> dict[str, _Held]:
     """The payments with these references, their rows locked until the transaction ends, in the
     order of their ids (two imports locking the same payments cannot deadlock)."""
+    columns = ("pk", "reference", "status", "amount_minor", "currency", "agency_id")
+    if connection.vendor == "postgresql":
+        # One statement, the references sent as one JSON array (one string for the driver to
+        # pass, not a value per element to quote): the rows are locked as they leave the sort, in
+        # the order of their ids.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT id, reference, status, amount_minor, currency, agency_id FROM payments_payment "
+                "WHERE reference IN (SELECT jsonb_array_elements_text(%s::jsonb)) ORDER BY id FOR UPDATE",
+                [json.dumps(sorted(wanted))],
+            )
+            return {row[1]: _Held(*row) for row in cursor.fetchall()}
     ids: list[int] = []
     for piece in _slices(sorted(wanted)):
         ids.extend(Payment.objects.filter(reference__in=piece).values_list("pk", flat=True))
     ids.sort()
     held: dict[str, _Held] = {}
     for piece in _slices(ids):
-        rows = (
-            Payment.objects.select_for_update()
-            .filter(pk__in=piece)
-            .order_by("pk")
-            .values_list("pk", "reference", "status", "amount_minor", "currency", "agency_id")
-        )
+        rows = Payment.objects.select_for_update().filter(pk__in=piece).order_by("pk").values_list(*columns)
         for row in rows:
             held[row[1]] = _Held(*row)
     return held
@@ -839,8 +869,17 @@ def _locked_many(wanted: set[str]) -> dict[str, _Held]:
 def _lines_seen(credits: list[tuple[CollectionAccount, camt.StatementLine, str]]) -> set[tuple[str, str]]:
     """(account, bank reference) of the file's credits that earlier files reported."""
     accounts = sorted({credit[0].account_number for credit in credits})
+    bank_references = sorted({credit[2] for credit in credits})
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT account, bank_reference FROM payments_statementline WHERE account = ANY(%s) "
+                "AND bank_reference IN (SELECT jsonb_array_elements_text(%s::jsonb))",
+                [accounts, json.dumps(bank_references)],
+            )
+            return set(cursor.fetchall())
     seen: set[tuple[str, str]] = set()
-    for piece in _slices(sorted({credit[2] for credit in credits})):
+    for piece in _slices(bank_references):
         seen.update(
             StatementLine.objects.filter(account__in=accounts, bank_reference__in=piece).values_list(
                 "account", "bank_reference"
@@ -851,6 +890,14 @@ def _lines_seen(credits: list[tuple[CollectionAccount, camt.StatementLine, str]]
 
 def _keys_seen(keys: list[str]) -> set[str]:
     """Which of these outside keys have been applied (read after the payments were locked)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT key FROM payments_paymentevent "
+                "WHERE key IN (SELECT jsonb_array_elements_text(%s::jsonb))",
+                [json.dumps(keys)],
+            )
+            return {key for (key,) in cursor.fetchall()}
     seen: set[str] = set()
     for piece in _slices(keys):
         seen.update(
@@ -862,19 +909,31 @@ def _keys_seen(keys: list[str]) -> set[str]:
 class _StatementBatch:
     """What a chunk of statement lines does to the ledger, gathered, then written together:
     exactly what `payment_settle` would write line by line (the event, its audit entry, the
-    payment's new state and its `payments.paid` job), and the statement lines."""
+    payment's new state and its `payments.paid` job), and the statement lines. On PostgreSQL the
+    audit entries and jobs are derived by the database from the events and payments written
+    (an INSERT … SELECT each), not built here row by row."""
 
     def __init__(self, imported: StatementImport) -> None:
         self.imported = imported
+        self.in_database = connection.vendor == "postgresql"
         self.events: list[tuple[Any, ...]] = []
         self.entries: list[tuple[str, str, str, int | None, dict[str, Any]]] = []
         self.paid: list[tuple[int, int, datetime, bool, str]] = []
         self.lines: list[tuple[Any, ...]] = []
+        self.changes: list[exchange.PaymentChange] = []
 
     def record(self, held: _Held, kind: str, to_status: str, key: str, amount: int, data: dict[str, Any],
                at: datetime) -> None:  # fmt: skip
         """`_record` for a statement line."""
         self.events.append((held.pk, key, Source.STATEMENT, kind, held.status, to_status, amount, data, at))
+        self.changes.append(
+            exchange.PaymentChange(
+                payment_id=held.pk, agency_id=held.agency_id, kind=kind, from_status=held.status,
+                to_status=to_status, amount_minor=amount, occurred_at=at, currency=data.get("currency", ""),
+            )
+        )  # fmt: skip
+        if self.in_database:
+            return
         details = {
             "reference": held.reference, "from": held.status, "to": to_status, "amount": amount, "key": key,
             **data,
@@ -918,9 +977,25 @@ class _StatementBatch:
             ("payment_id", "key", "source", "kind", "from_status", "to_status", "amount_minor", "data", "at"),
             self.events,
         )
-        audit.record_many(actor=f"payments:{Source.STATEMENT}", entries=self.entries)
+        actor = f"payments:{Source.STATEMENT}"
+        if self.in_database and self.events:
+            # Each event's entry, as `_record` details it: built from the rows just written.
+            audit.record_selected(
+                actor=actor,
+                select="""SELECT p.agency_id, 'payment.' || e.kind, 'payments.payment', e.payment_id::text,
+                        jsonb_build_object('reference', p.reference, 'from', e.from_status, 'to', e.to_status,
+                            'amount', e.amount_minor, 'key', e.key) || e.data
+                    FROM payments_paymentevent e JOIN payments_payment p ON p.id = e.payment_id
+                    WHERE e.key IN (SELECT jsonb_array_elements_text(%s::jsonb)) ORDER BY e.id""",
+                params=[json.dumps([event[1] for event in self.events])],
+            )
+        else:
+            audit.record_many(actor=actor, entries=self.entries)
+        # The agency's systems that asked are told, as for a callback (after the payments'
+        # rows show their new state).
+        exchange.payment_events_record(events=self.changes)
         # What follows the money runs from durable jobs written with it, as for a callback.
-        jobs.enqueue_many("payments.paid", [{"payment_id": pk} for pk, *_rest in self.paid])
+        jobs.enqueue_each("payments.paid", "payment_id", [pk for pk, *_rest in self.paid])
         rowsql.insert_many(
             StatementLine,
             ("statement_id", "collection_account_id", "account", "bank_reference", "booked_on",
@@ -935,14 +1010,22 @@ def _mark_paid(paid: list[tuple[int, int, datetime, bool, str]]) -> None:
     now = timezone.now()
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            ids, amounts, times, lates, banks = (list(column) for column in zip(*paid, strict=True))
             cursor.execute(
                 """UPDATE payments_payment AS p SET status = %s, paid_minor = v.amount, paid_at = v.at,
                     late = v.late, bank_reference = v.bank, updated_at = %s
-                FROM unnest(%s::bigint[], %s::bigint[], %s::timestamptz[], %s::boolean[], %s::text[])
-                    AS v(id, amount, at, late, bank)
+                FROM jsonb_to_recordset(%s::jsonb)
+                    AS v(id bigint, amount bigint, at timestamptz, late boolean, bank text)
                 WHERE p.id = v.id""",
-                [Status.PAID, now, ids, amounts, times, lates, banks],
+                [
+                    Status.PAID,
+                    now,
+                    json.dumps(
+                        [
+                            {"id": pk, "amount": amount, "at": at.isoformat(), "late": late, "bank": bank}
+                            for pk, amount, at, late, bank in paid
+                        ]
+                    ),
+                ],
             )
             return
         ops = connection.ops

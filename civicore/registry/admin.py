@@ -27,8 +27,8 @@ class AgencyApplicationAdminForm(forms.ModelForm):
 class AgencyApplicationAdmin(admin.ModelAdmin):
     form = AgencyApplicationAdminForm
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
-    list_display = ["client_id", "name_vi", "agency", "is_agency_of_record", "active"]
-    list_filter = ["active", "is_agency_of_record", "agency"]
+    list_display = ["client_id", "name_vi", "agency", "is_agency_of_record", "payment_events", "active"]
+    list_filter = ["active", "is_agency_of_record", "payment_events", "agency"]
     search_fields = ["client_id", "name_vi", "name_en"]
 
 

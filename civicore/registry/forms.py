@@ -52,6 +52,14 @@ class AgencyApplicationForm(forms.Form):
     webhook_url = forms.URLField(
         label=_("Webhook URL for change notifications"), required=False, assume_scheme="https", max_length=200
     )
+    payment_events = forms.BooleanField(
+        label=_("Tell this system about your agency's payments"),
+        required=False,
+        help_text=_(
+            "When a fee for one of your agency's services is paid, refunded or held for an officer, "
+            "a signed message goes to the webhook URL. Payments to other agencies are never sent."
+        ),
+    )
     active = forms.BooleanField(label=_("Active"), required=False, initial=True)
 
     def __init__(self, *args: Any, creating: bool, **kwargs: Any) -> None:

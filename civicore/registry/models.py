@@ -2,9 +2,10 @@
 message log of what they exchanged.
 
 An AgencyApplication authenticates with its own keys (never a shared secret), may ask only for
-`allowed_items` for one of its `purposes`, and is told about changes to `subscribed_items` at its
-`webhook_url`. Every message with an agency system is kept in the MessageLogEntry table, signed
-bodies encrypted, and its digest sealed into the audit chain (X-Road's message log).
+`allowed_items` for one of its `purposes`, and is told about changes to `subscribed_items` (and,
+with `payment_events`, about its own agency's payments) at its `webhook_url`. Every message with
+an agency system is kept in the MessageLogEntry table, signed bodies encrypted, and its digest
+sealed into the audit chain (X-Road's message log).
 """
 
 from __future__ import annotations
@@ -51,6 +52,13 @@ class AgencyApplication(BilingualNameMixin):
         default=list, blank=True, help_text=_('Stated purposes: [{"code", "name_vi", "name_en"}]')
     )
     subscribed_items = models.JSONField(default=list, blank=True)
+    payment_events = models.BooleanField(
+        default=False,
+        help_text=_(
+            "Told at its webhook URL when a payment of its own agency is paid, refunded or held "
+            "for an officer (never another agency's payments)"
+        ),
+    )
     post_logout_redirect_uris = models.JSONField(
         default=list,
         blank=True,

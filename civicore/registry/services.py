@@ -121,6 +121,8 @@ def _validate(app: AgencyApplication) -> None:
             }
     if app.subscribed_items and not app.webhook_url:
         errors["webhook_url"] = _("A webhook URL is needed to be told of changes.")
+    elif app.payment_events and not app.webhook_url:
+        errors["webhook_url"] = _("A webhook URL is needed to be told of payments.")
     if not isinstance(app.purposes, list) or not all(
         isinstance(p, dict) and p.get("code") and p.get("name_vi") for p in app.purposes
     ):
@@ -168,6 +170,7 @@ def agency_application_register(*, actor: Any = None, **fields: Any) -> AgencyAp
             "client_id": app.client_id,
             "allowed_items": app.allowed_items,
             "subscribed_items": app.subscribed_items,
+            "payment_events": app.payment_events,
         },
     )
     return app
@@ -345,7 +348,7 @@ def sign_response(payload: dict[str, Any], *, audience: str) -> str:
 
 # Fields an agency's supervisors manage for their own applications. Access rights (allowed
 # items, purposes, agency of record) are granted by platform administrators, so an agency can
-# never widen its own access.
+# never widen its own access. (`payment_events` only ever sends the agency's own payments.)
 OFFICER_EDITABLE = (
     "name_vi",
     "name_en",
@@ -358,6 +361,7 @@ OFFICER_EDITABLE = (
     "jwks_url",
     "webhook_url",
     "subscribed_items",
+    "payment_events",
     "active",
 )
 

@@ -61,6 +61,7 @@ def _initial(app: AgencyApplication) -> dict[str, Any]:
         "jwks": json.dumps(app.jwks, indent=2) if app.jwks else "",
         "jwks_url": app.jwks_url,
         "webhook_url": app.webhook_url,
+        "payment_events": app.payment_events,
         "active": app.active,
     }
 
