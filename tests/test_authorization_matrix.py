@@ -273,7 +273,8 @@ def issue_result(w: World, settings: Any, directory: Any) -> None:
 
 def payment_objects(w: World) -> dict[str, Any]:
     """A fee of `agency` the citizen paid by bank transfer, with a bank-transfer refund on its
-    way, and a credit on the agency's account that matches nothing (for the queue)."""
+    way and the rest proposed for refund, and a credit on the agency's account that matches
+    nothing (for the queue)."""
     from civicore.payments import services as payment_services
     from civicore.payments.models import StatementImport, StatementLine
     from civicore.payments.tests.factories import FEE, collection_account, make_payment
@@ -296,7 +297,8 @@ def payment_objects(w: World) -> dict[str, Any]:
         bank_reference="FT-MATRIX-2", booked_on=timezone.localdate(), amount_minor=7000, currency="VND",
         remittance="UNG HO", status=StatementLine.Status.UNMATCHED,
     )  # fmt: skip
-    return {"payment": payment, "refund": refund, "line": line}
+    [proposal] = payment_services.refund_propose(application_id=payment.application_id, reason="matrix")
+    return {"payment": payment, "refund": refund, "line": line, "proposal": proposal}
 
 
 def issue_receipt(w: World, settings: Any, directory: Any) -> None:
@@ -903,6 +905,34 @@ ROWS: list[Row] = [
     Row("GET", "office/payments/export.csv", PAY_VIEW | {OTHER_AGENCY}, note="own agency's payments"),
     Row("GET", "office/payments/reconciliation/", PAY_VIEW | {OTHER_AGENCY}, note="own agency's queue"),
     Row("GET", "office/payments/statements/", PAY_VIEW | {OTHER_AGENCY}, note="own agency's imports"),
+    Row("GET", "office/payments/proposals/", PAY_VIEW | {OTHER_AGENCY}, note="own agency's proposals"),
+    Row(
+        "POST",
+        "office/payments/proposals/<int:refund_id>/decide/",
+        only(PAYMENTS_OFFICER),
+        params=lambda w: {"refund_id": w.extra["proposal"].pk},
+        data=lambda w: {"action": "decline", "reason": "matrix"},
+        needs=("payment",),
+        note="payment.refund; another agency's proposal is 404",
+    ),
+    Row("GET", "office/payments/report/", PAY_VIEW | {OTHER_AGENCY}, note="own agency's report"),
+    Row(
+        "GET",
+        "office/payments/report/",
+        PAY_VIEW,
+        path=lambda w: f"/office/payments/report/?agency={w.agency.pk}",
+        label="agency=",
+        note="naming `agency` lets only its officers through",
+    ),
+    Row("GET", "office/payments/report.csv", PAY_VIEW | {OTHER_AGENCY}, note="own agency's report"),
+    Row(
+        "GET",
+        "office/payments/report.csv",
+        PAY_VIEW,
+        path=lambda w: f"/office/payments/report.csv?agency={w.agency.pk}",
+        label="agency=",
+        note="naming `agency` lets only its officers through",
+    ),
     Row(
         "POST",
         "office/payments/statements/",

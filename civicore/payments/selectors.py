@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Sum
+from django.db.models import BigIntegerField, Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
+from django.db.models.fields.json import KT
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -26,6 +28,7 @@ from civicore.payments.fees import FeeQuote
 from civicore.payments.models import (
     CollectionAccount,
     Payment,
+    PaymentEvent,
     Refund,
     StatementImport,
     StatementLine,
@@ -464,4 +467,120 @@ def statement_imports_for(*, officer: Officer | None, limit: int = 20) -> list[S
         StatementImport.objects.filter(Q(Exists(ours)) | Q(imported_by__officer__agency_id=officer.agency_id))
         .select_related("imported_by")
         .order_by("-imported_at", "-pk")[:limit]
+    )
+
+
+# --- officers: refunds proposed for rejected applications' fees ---------------------------------
+# `services.refund_propose` proposes a rejected application's paid fee for refund; a payments
+# officer accepts or declines. A decided refund is known to have been a proposal by the event
+# that proposed it.
+
+PROPOSALS_DECIDED_SHOWN = 20
+
+
+def _events_of_refund(*kinds: str) -> QuerySet[PaymentEvent]:
+    """The events of the outer query's refund, of these kinds (matched by the refund's
+    reference, which the event's data carries)."""
+    return PaymentEvent.objects.annotate(refund_reference=KT("data__refund")).filter(
+        payment_id=OuterRef("payment_id"), kind__in=kinds, refund_reference=OuterRef("reference")
+    )
+
+
+def _with_refundable(qs: QuerySet[Refund]) -> QuerySet[Refund]:
+    """Each refund with `refundable`: what its payment may still refund (paid, less refunded,
+    less refunds on their way), as `services` counts it."""
+    waiting = (
+        Refund.objects.filter(payment_id=OuterRef("payment_id"), status=Refund.Status.REQUESTED)
+        .order_by()
+        .values("payment_id")
+        .annotate(total=Sum("amount_minor"))
+        .values("total")
+    )
+    return qs.annotate(
+        refundable=F("payment__paid_minor")
+        - F("payment__refunded_minor")
+        - Coalesce(Subquery(waiting, output_field=BigIntegerField()), 0)
+    )
+
+
+def _reference(text: str) -> str:
+    """A payment reference as people type it: spaces and case do not matter."""
+    return "".join(text.split()).upper()
+
+
+def refund_proposals_open(*, officer: Officer | None, payment_reference: str = "") -> QuerySet[Refund]:
+    """The refunds proposed for the officer's agency's payments that nobody has decided yet,
+    oldest first, each with `refundable` (see `_with_refundable`)."""
+    officer = permissions.require(officer, permissions.PAYMENT_VIEW)
+    qs = Refund.objects.filter(payment__agency_id=officer.agency_id, status=Refund.Status.PROPOSED)
+    if payment_reference.strip():
+        qs = qs.filter(payment__reference=_reference(payment_reference))
+    return _with_refundable(qs.select_related("payment__service", "payment__application")).order_by(
+        "created_at", "pk"
+    )
+
+
+def refund_proposals_decided(
+    *, officer: Officer | None, payment_reference: str = "", limit: int = PROPOSALS_DECIDED_SHOWN
+) -> list[Refund]:
+    """The officer's agency's proposed refunds decided most recently, with `decided_at` and, for
+    a declined one, `decline_reason`."""
+    officer = permissions.require(officer, permissions.PAYMENT_VIEW)
+    decisions = _events_of_refund("refund_request", "refund_declined").order_by("-at", "-pk")
+    declines = _events_of_refund("refund_declined").annotate(note=KT("data__reason")).order_by("-at", "-pk")
+    qs = Refund.objects.filter(
+        Exists(_events_of_refund("refund_proposed")), payment__agency_id=officer.agency_id
+    ).exclude(status=Refund.Status.PROPOSED)
+    if payment_reference.strip():
+        qs = qs.filter(payment__reference=_reference(payment_reference))
+    return list(
+        qs.select_related("payment__service", "payment__application", "requested_by")
+        .annotate(
+            decided_at=Subquery(decisions.values("at")[:1]),
+            decline_reason=Subquery(declines.values("note")[:1]),
+        )
+        .order_by(F("decided_at").desc(nulls_last=True), "-pk")[:limit]
+    )
+
+
+def refund_proposal_for(*, officer: Officer | None, refund_id: int) -> Refund:
+    """A refund proposed for one of the officer's agency's payments, decided or not (a proposal
+    decided a moment ago is still found, so a repeated form post is told so), with
+    `refundable`."""
+    officer = permissions.require(officer, permissions.PAYMENT_VIEW)
+    refund = (
+        _with_refundable(
+            Refund.objects.filter(
+                Exists(_events_of_refund("refund_proposed")),
+                pk=refund_id,
+                payment__agency_id=officer.agency_id,
+            )
+        )
+        .select_related("payment")
+        .first()
+    )
+    if refund is None:
+        raise NotFound(_("Refund proposal not found."), code="refund_proposal_not_found")
+    return refund
+
+
+def proposals_viewed(*, officer: Officer, refunds: Iterable[Refund]) -> None:
+    """Record that the officer was shown these proposals, with the reasons the applications were
+    rejected for."""
+    shown = list(refunds)
+    if not shown:
+        return
+    ids = ""
+    for refund in shown:  # as many ids as the column holds; the details name every refund
+        more = f"{ids},{refund.pk}" if ids else str(refund.pk)
+        if len(more) > 64:
+            break
+        ids = more
+    audit.record(
+        actor=officer.user,
+        action="payment.proposals_view",
+        subject_type="payments.refund",
+        subject_id=ids,
+        agency=officer.agency,
+        details={"refunds": [refund.reference for refund in shown], "fields": ["reason"]},
     )

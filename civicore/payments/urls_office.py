@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from civicore.payments import office_views
+from civicore.payments import office_views, proposal_views, report_views
 
 app_name = "payments_office"
 urlpatterns = [
@@ -15,6 +15,10 @@ urlpatterns = [
         name="reconciliation_resolve",
     ),
     path("statements/", office_views.statements, name="statements"),
+    path("proposals/", proposal_views.proposal_list, name="proposals"),
+    path("proposals/<int:refund_id>/decide/", proposal_views.proposal_decide, name="proposal_decide"),
+    path("report/", report_views.report_page, name="report"),
+    path("report.csv", report_views.report_csv, name="report_csv"),
     path("<uuid:public_id>/", office_views.payment_detail, name="detail"),
     path("<uuid:public_id>/refund/", office_views.payment_refund, name="refund"),
     path(
