@@ -121,6 +121,9 @@ CSRF_PROTECTED: dict[str, str] = {
         "resolve a reconciliation queue line (payment.refund)"
     ),
     "office/payments/statements/": "upload a bank statement (payment.refund)",
+    "office/payments/proposals/<int:refund_id>/decide/": (
+        "accept or decline a proposed refund (payment.refund)"
+    ),
     "api/v1/payments": "start paying an application's fee (session or bearer token)",
     "api/v1/payments/<payment_id>/refunds": "refund a payment (officers; session or bearer token)",
     "office/sensors/add/device/": "register a sensor device (sensor.manage)",
