@@ -14,6 +14,8 @@ handler500 = "civicore.core.views.server_error"
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    # Early: gateways' server-to-server callbacks are the busiest route after /healthz.
+    path("payments/", include("civicore.payments.urls")),
     path(".well-known/jwks.json", jwks, name="jwks"),
     path(".well-known/openid-configuration", openid_configuration, name="openid_configuration"),
     path("api/v1/", api.urls),
@@ -39,7 +41,6 @@ urlpatterns = [
     path("", include("civicore.routing.urls")),  # /office/routing/, /ai/models/
     path("", include("civicore.reports.urls_public")),  # /reports/map/, the public map and its feed
     path("", include("civicore.sensors.urls")),  # /office/sensors/
-    path("", include("civicore.payments.urls")),  # /payments/gateways/<code>/callback/
     path("", include("civicore.sensors.urls_public")),  # /environment/
     path("open311/v2/", include("civicore.open311.urls")),  # Open311 GeoReport v2
     path("", include("civicore.portal.urls")),

@@ -197,13 +197,15 @@ def _record(
     if job:
         rows.append(jobs.job_row(job, payment_id=payment.pk))
     fields = {**(changes or {}), "updated_at": timezone.now()} if changes else {}
-    if not _write(payment, fields, rows, unless_seen=key if unless_seen else None):
+    told = kind in exchange.PAYMENT_EVENT_TYPES
+    written, subscribed = _write(payment, fields, rows, unless_seen=key if unless_seen else None, told=told)
+    if not written:
         return None
     for name, value in fields.items():
         setattr(payment, name, value)
     if job:
         jobs.enqueued(rows[-1])
-    if kind in exchange.PAYMENT_EVENT_TYPES:
+    if told and subscribed is not False:
         # Paid, refunded or held: the agency's subscribed systems are told, from this transaction.
         exchange.payment_event_record(
             payment=payment, kind=kind, from_status=event.from_status, to_status=to_status,
@@ -215,22 +217,25 @@ def _record(
 _WRITES: dict[tuple[str, ...], tuple[list[tuple[str, str]], str]] = {}
 
 
-def _write(payment: Payment, fields: dict[str, Any], rows: list[Any], *, unless_seen: str | None) -> bool:
+def _write(
+    payment: Payment, fields: dict[str, Any], rows: list[Any], *, unless_seen: str | None, told: bool
+) -> tuple[bool, bool | None]:
     """Insert `rows` and update the payment's `fields`, unless an event with the key
-    `unless_seen` exists; returns whether anything was written. On PostgreSQL one statement:
-    the key check and the UPDATE are parts of its WITH list, and the rows are written only
-    when the check passes."""
+    `unless_seen` exists; returns whether anything was written and, when `told` (an event the
+    agency's systems may have asked for), whether any of them did (None: not known here). On
+    PostgreSQL one statement: the key check, the UPDATE and the subscription check are parts of
+    its WITH list, and the rows are written only when the key check passes."""
     conn = connection
     if conn.vendor != "postgresql":
         if unless_seen is not None and _seen(unless_seen):
-            return False
+            return False, None
         if fields:
             Payment.objects.filter(pk=payment.pk).update(**fields)
         rowsql.insert(*rows)
-        return True
+        return True, None
     meta = Payment._meta
     targets: list[Field[Any, Any]] = [meta.get_field(name) for name in fields]  # type: ignore[misc]
-    shape = (*fields, "?" if unless_seen is not None else "")
+    shape = (*fields, "?" if unless_seen is not None else "", "told" if told else "")
     if shape not in _WRITES:
         qn = conn.ops.quote_name
         parts = []
@@ -245,6 +250,8 @@ def _write(payment: Payment, fields: dict[str, Any], rows: list[Any], *, unless_
             where = f"{qn('id')} = %s" + (f" AND {condition}" if condition else "")
             update = f"UPDATE {qn(meta.db_table)} SET {assignments} WHERE {where} RETURNING {qn('id')}"  # noqa: S608
             parts.append(("changed", update))
+        if told:
+            parts.append(("subscribed", exchange.payment_subscribed_sql()))
         _WRITES[shape] = (parts, condition)
     parts, condition = _WRITES[shape]
     params: dict[str, list[Any]] = {
@@ -253,9 +260,15 @@ def _write(payment: Payment, fields: dict[str, Any], rows: list[Any], *, unless_
             *(field.get_db_prep_save(fields[field.name], connection=conn) for field in targets),
             payment.pk,
         ],
+        "subscribed": [payment.agency_id],
     }
-    rowsql.insert(*rows, before=[(name, sql, params[name]) for name, sql in parts], only_if=condition)
-    return rows[0].pk is not None
+    returned = rowsql.insert(
+        *rows,
+        before=[(name, sql, params[name]) for name, sql in parts],
+        only_if=condition,
+        returning=["(SELECT yes FROM subscribed)"] if told else (),
+    )
+    return rows[0].pk is not None, bool(returned[0]) if told else None
 
 
 @transaction.atomic

@@ -169,3 +169,26 @@ def test_twin_callbacks_at_the_same_moment_settle_once() -> None:
     assert payment.events.filter(kind="paid").count() == 1
     assert payment.events.exclude(kind__in=["create", "paid"]).count() == 0
     assert Job.objects.filter(name="payments.paid").count() == 1
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="one statement per change on PostgreSQL")
+def test_on_postgresql_a_callback_asks_about_webhook_subscribers_within_its_write() -> None:
+    """Whether the agency's systems asked for payment events is part of the ledger's one write:
+    no query of its own when nobody asked, and the event is still written when somebody did."""
+    from django.test.utils import CaptureQueriesContext
+
+    from civicore.exchange.models import ChangeEvent
+    from civicore.registry.tests.factories import make_application
+
+    payment = _gateway_payment()
+    with CaptureQueriesContext(connection) as queries:
+        assert Client().get(URL, _ipn(payment)).json()["RspCode"] == "00"
+    asking = [q["sql"] for q in queries if "registry_agencyapplication" in q["sql"]]
+    assert len(asking) == 1 and "INSERT INTO" in asking[0], asking
+    assert not ChangeEvent.objects.filter(kind=ChangeEvent.Kind.PAYMENT).exists()
+
+    other = _gateway_payment()
+    make_application(agency=other.agency, webhook_url="http://127.0.0.1:9/hook", payment_events=True)
+    assert Client().get(URL, _ipn(other, vnp_TransactionNo="14012346")).json()["RspCode"] == "00"
+    told = ChangeEvent.objects.get(kind=ChangeEvent.Kind.PAYMENT)
+    assert told.agency_id == other.agency_id and told.data["payment"]["reference"] == other.reference
