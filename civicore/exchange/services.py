@@ -214,16 +214,17 @@ def _payment_subscribers(agency_ids: set[int]) -> dict[int, list[tuple[int, str]
     return found
 
 
-def payment_subscribed_sql() -> str:
-    """SQL with one parameter, an agency id, selecting one boolean column `yes`: whether any
-    application of that agency asked for payment events (what `_payment_subscribers` reads).
+def payment_subscribed_sql(agency: str = "%s") -> str:
+    """SQL selecting one boolean column `yes`: whether any application of the agency `agency`
+    (by default a parameter; or an SQL expression, such as an outer query's column) asked for
+    payment events (what `_payment_subscribers` reads).
     A writer that already sends one statement per ledger change makes it part of that statement
     and calls `payment_event_record` only when it says yes: the change pays no query of its own
     for agencies without a subscriber."""
     qn = connection.ops.quote_name
     table = qn(AgencyApplication._meta.db_table)
     return (
-        f"SELECT EXISTS (SELECT 1 FROM {table} WHERE {qn('agency_id')} = %s AND {qn('active')}"  # noqa: S608
+        f"SELECT EXISTS (SELECT 1 FROM {table} WHERE {qn('agency_id')} = {agency} AND {qn('active')}"  # noqa: S608
         f" AND {qn('payment_events')} AND {qn('webhook_url')} <> '') AS yes"
     )
 

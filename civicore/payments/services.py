@@ -18,7 +18,7 @@ from enum import StrEnum
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Field, Sum
 from django.db.transaction import TransactionManagementError
 from django.utils import timezone
@@ -159,13 +159,18 @@ def _record(
     changes: dict[str, Any] | None = None,
     job: str = "",
     unless_seen: bool = False,
+    unlocked: bool = False,
 ) -> PaymentEvent | None:
     """Record a change to a payment: its event and audit entry and, when given, the payment's new
     field values (`changes`, set on the instance once written) and a job to run after the commit
     (`job`, with the payment's id); on PostgreSQL in one statement. With `unless_seen`, nothing is
     written and None returned when an event with this key has been recorded: checked by that
     same statement, which begins after the caller took the payment's row lock, so it sees a
-    twin of the event that held the lock first and committed."""
+    twin of the event that held the lock first and committed.
+
+    With `unlocked` (PostgreSQL, outside a transaction: see `_settle_unlocked`) the caller read
+    the payment without a lock; the statement writes only if the payment's status is still the
+    one read, and raises _RaceLost when it was not (nothing written)."""
     event = PaymentEvent(
         payment=payment,
         key=key,
@@ -197,9 +202,14 @@ def _record(
     if job:
         rows.append(jobs.job_row(job, payment_id=payment.pk))
     fields = {**(changes or {}), "updated_at": timezone.now()} if changes else {}
-    told = kind in exchange.PAYMENT_EVENT_TYPES
-    written, subscribed = _write(payment, fields, rows, unless_seen=key if unless_seen else None, told=told)
+    # Unlocked, the caller read that no system of the agency asked (else it would be locked).
+    told = kind in exchange.PAYMENT_EVENT_TYPES and not unlocked
+    written, subscribed = _write(
+        payment, fields, rows, unless_seen=key if unless_seen else None, told=told, unlocked=unlocked
+    )
     if not written:
+        if unlocked and written is None:
+            raise _RaceLost()
         return None
     for name, value in fields.items():
         setattr(payment, name, value)
@@ -218,14 +228,27 @@ _WRITES: dict[tuple[str, ...], tuple[list[tuple[str, str]], str]] = {}
 
 
 def _write(
-    payment: Payment, fields: dict[str, Any], rows: list[Any], *, unless_seen: str | None, told: bool
-) -> tuple[bool, bool | None]:
+    payment: Payment,
+    fields: dict[str, Any],
+    rows: list[Any],
+    *,
+    unless_seen: str | None,
+    told: bool,
+    unlocked: bool = False,
+) -> tuple[bool | None, bool | None]:
     """Insert `rows` and update the payment's `fields`, unless an event with the key
     `unless_seen` exists; returns whether anything was written and, when `told` (an event the
     agency's systems may have asked for), whether any of them did (None: not known here). On
     PostgreSQL one statement: the key check, the UPDATE and the subscription check are parts of
-    its WITH list, and the rows are written only when the key check passes."""
+    its WITH list, and the rows are written only when the key check passes.
+
+    `unlocked` (PostgreSQL only): the payment was read without a lock, so the statement also
+    locks its row on the condition that its status is still `payment.status` (re-checked after
+    waiting for a concurrent writer, as PostgreSQL re-checks a row it waited for), and writes
+    only then; (None, None) when that condition failed."""
     conn = connection
+    if unlocked and conn.vendor != "postgresql":
+        raise NotImplementedError("unlocked writes are for PostgreSQL")
     if conn.vendor != "postgresql":
         if unless_seen is not None and _seen(unless_seen):
             return False, None
@@ -235,40 +258,65 @@ def _write(
         return True, None
     meta = Payment._meta
     targets: list[Field[Any, Any]] = [meta.get_field(name) for name in fields]  # type: ignore[misc]
-    shape = (*fields, "?" if unless_seen is not None else "", "told" if told else "")
+    shape = (
+        *fields,
+        "?" if unless_seen is not None else "",
+        "told" if told else "",
+        "cas" if unlocked else "",
+    )
     if shape not in _WRITES:
         qn = conn.ops.quote_name
         parts = []
-        condition = ""
+        conditions = []
         if unless_seen is not None:
             events = qn(PaymentEvent._meta.db_table)
             check = f"SELECT NOT EXISTS (SELECT 1 FROM {events} WHERE {qn('key')} = %s) AS ok"  # noqa: S608
             parts.append(("fresh", check))
-            condition = "(SELECT ok FROM fresh)"
+            conditions.append("(SELECT ok FROM fresh)")
+        where = f"{qn('id')} = %s" + (f" AND {qn('status')} = %s" if unlocked else "")
         if targets:
             assignments = ", ".join(f"{qn(str(field.column))} = %s" for field in targets)
-            where = f"{qn('id')} = %s" + (f" AND {condition}" if condition else "")
-            update = f"UPDATE {qn(meta.db_table)} SET {assignments} WHERE {where} RETURNING {qn('id')}"  # noqa: S608
+            update = (
+                f"UPDATE {qn(meta.db_table)} SET {assignments} WHERE {where}"  # noqa: S608
+                + "".join(f" AND {condition}" for condition in conditions)
+                + f" RETURNING {qn('id')}"
+            )
             parts.append(("changed", update))
+            if unlocked:
+                conditions.append("EXISTS (SELECT 1 FROM changed)")
+        elif unlocked:
+            lock = f"SELECT {qn('id')} FROM {qn(meta.db_table)} WHERE {where} FOR UPDATE"  # noqa: S608
+            parts.append(("changed", lock))
+            conditions.append("EXISTS (SELECT 1 FROM changed)")
         if told:
             parts.append(("subscribed", exchange.payment_subscribed_sql()))
-        _WRITES[shape] = (parts, condition)
+        _WRITES[shape] = (parts, " AND ".join(conditions))
     parts, condition = _WRITES[shape]
     params: dict[str, list[Any]] = {
         "fresh": [unless_seen],
         "changed": [
             *(field.get_db_prep_save(fields[field.name], connection=conn) for field in targets),
             payment.pk,
+            *([payment.status] if unlocked else []),
         ],
         "subscribed": [payment.agency_id],
     }
-    returned = rowsql.insert(
+    asked = {
+        "subscribed": "(SELECT yes FROM subscribed)" if told else "",
+        "fresh": "(SELECT ok FROM fresh)" if unlocked and unless_seen is not None else "",
+        "changed": "EXISTS (SELECT 1 FROM changed)" if unlocked else "",
+    }
+    returning = {name: sql for name, sql in asked.items() if sql}
+    values = rowsql.insert(
         *rows,
         before=[(name, sql, params[name]) for name, sql in parts],
         only_if=condition,
-        returning=["(SELECT yes FROM subscribed)"] if told else (),
+        returning=list(returning.values()),
     )
-    return rows[0].pk is not None, bool(returned[0]) if told else None
+    returned = dict(zip(returning, values, strict=True))
+    if unlocked and returned.get("fresh", True) and not returned["changed"]:
+        return None, None  # the status changed since it was read: nothing was written
+    return rows[0].pk is not None, bool(returned["subscribed"]) if told else None
 
 
 @transaction.atomic
@@ -373,6 +421,27 @@ def _locked(reference: str) -> Payment | None:
     return rowsql.from_row(Payment, row) if row is not None else None
 
 
+def _read_unlocked(reference: str) -> tuple[Payment, bool] | None:
+    """The payment with this reference, read without a lock, and whether any system of its
+    agency asked for payment events: one prepared statement (PostgreSQL)."""
+    sql = _LOCK_SQL.get("unlocked")
+    if sql is None:
+        qn = connection.ops.quote_name
+        subscribed = exchange.payment_subscribed_sql(agency=f"p.{qn('agency_id')}")
+        sql = (
+            f"SELECT {rowsql.columns(Payment, 'p')}, ({subscribed}) FROM {qn(Payment._meta.db_table)} AS p "  # noqa: S608
+            f"WHERE p.{qn('reference')} = %s"
+        )
+        _LOCK_SQL["unlocked"] = sql
+    with rowsql.cursor() as cursor:
+        cursor.execute(sql, [reference])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    payment = rowsql.from_row(Payment, row[:-1])
+    return (payment, bool(row[-1])) if payment is not None else None
+
+
 def _seen(key: str) -> bool:
     """Whether an event with this outside key has been recorded (committed, or in this transaction)."""
     with rowsql.cursor() as cursor:
@@ -393,7 +462,10 @@ def payment_mark_pending(*, payment: Payment, source: str = Source.PAYER) -> Pay
     return locked
 
 
-@transaction.atomic
+class _RaceLost(Exception):
+    """An unlocked write found the payment changed since it was read: nothing was written."""
+
+
 def payment_settle(
     *,
     reference: str,
@@ -406,10 +478,66 @@ def payment_settle(
     bank_reference: str = "",
     data: dict[str, Any] | None = None,
 ) -> Settled:
-    """Money arrived for a payment (a gateway said so, or a bank statement showed it)."""
+    """Money arrived for a payment (a gateway said so, or a bank statement showed it).
+
+    On PostgreSQL, outside a transaction, first without one (see `_settle_unlocked`): a
+    callback then costs a read and a write instead of BEGIN, a locking read, the write and
+    COMMIT. Whenever that cannot decide alone, as `_settle_locked` does, under the row lock."""
+    facts: dict[str, Any] = {
+        "reference": reference, "amount_minor": amount_minor, "currency": currency, "source": source,
+        "key": key, "at": at, "gateway_transaction": gateway_transaction, "bank_reference": bank_reference,
+        "data": data,
+    }  # fmt: skip
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        settled = _settle_unlocked(**facts)
+        if settled is not None:
+            return settled
+    return _settle_locked(**facts)
+
+
+def _settle_unlocked(*, reference: str, **facts: Any) -> Settled | None:
+    """`payment_settle` without a transaction: the payment is read without a lock and the one
+    write statement (autocommit: its own transaction) applies only if the payment's status is
+    still the one read; None when another writer got there first, or the agency's systems asked
+    for payment events (their outbox rows must commit with the change, in a transaction), and
+    the locked path decides."""
+    found = _read_unlocked(reference)
+    if found is None:
+        return Settled(Outcome.UNKNOWN, None)
+    payment, subscribed = found
+    if subscribed:
+        return None
+    try:
+        return _settle(payment, unlocked=True, **facts)
+    except _RaceLost:
+        return None
+    except IntegrityError:
+        # A twin of this event, with the same key, committed after this statement began and
+        # before it wrote: the locked path finds it and answers REPEATED.
+        return None
+
+
+@transaction.atomic
+def _settle_locked(*, reference: str, **facts: Any) -> Settled:
     payment = _locked(reference)
     if payment is None:
         return Settled(Outcome.UNKNOWN, None)
+    return _settle(payment, unlocked=False, **facts)
+
+
+def _settle(
+    payment: Payment,
+    *,
+    amount_minor: int,
+    currency: str,
+    source: str,
+    key: str,
+    at: datetime,
+    gateway_transaction: str,
+    bank_reference: str,
+    data: dict[str, Any] | None,
+    unlocked: bool,
+) -> Settled:
     details = {**(data or {}), "gateway_transaction": gateway_transaction, "bank_reference": bank_reference}
     # Each outcome is written unless the key was applied before (checked under the lock: a twin
     # of this event that got the lock first has committed by now).
@@ -417,12 +545,12 @@ def payment_settle(
         details.update(expected=payment.amount_minor, currency=currency)
         outcome, recorded = Outcome.MISMATCH, _record(
             payment, kind="mismatch", source=source, to_status=payment.status, key=key,
-            amount=amount_minor, data=details, at=at, unless_seen=True,
+            amount=amount_minor, data=details, at=at, unless_seen=True, unlocked=unlocked,
         )  # fmt: skip
     elif payment.status in SETTLED:
         outcome, recorded = Outcome.PAID_TWICE, _record(
             payment, kind="paid_twice", source=source, to_status=payment.status, key=key,
-            amount=amount_minor, data=details, at=at, unless_seen=True,
+            amount=amount_minor, data=details, at=at, unless_seen=True, unlocked=unlocked,
         )  # fmt: skip
     else:
         late = payment.status in (Status.FAILED, Status.EXPIRED)
@@ -430,7 +558,7 @@ def payment_settle(
         # receipt, the agency's systems) happens even if this process dies right after the commit.
         outcome, recorded = Outcome.APPLIED, _record(
             payment, kind="paid", source=source, to_status=Status.PAID, key=key, amount=amount_minor,
-            data={**details, "late": late}, at=at, job="payments.paid", unless_seen=True,
+            data={**details, "late": late}, at=at, job="payments.paid", unless_seen=True, unlocked=unlocked,
             changes={
                 "status": Status.PAID, "paid_minor": amount_minor, "paid_at": at, "late": late,
                 "gateway_transaction": gateway_transaction or payment.gateway_transaction,

@@ -7,7 +7,7 @@ import threading
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test import Client
 
 from civicore.audit.models import AuditEntry
@@ -192,3 +192,115 @@ def test_on_postgresql_a_callback_asks_about_webhook_subscribers_within_its_writ
     assert Client().get(URL, _ipn(other, vnp_TransactionNo="14012346")).json()["RspCode"] == "00"
     told = ChangeEvent.objects.get(kind=ChangeEvent.Kind.PAYMENT)
     assert told.agency_id == other.agency_id and told.data["payment"]["reference"] == other.reference
+
+
+# --- outside a transaction (PostgreSQL): no lock, one read and one write ---------------------------
+
+only_postgresql = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="the unlocked path is PostgreSQL's"
+)
+
+
+def _settle_by_callback(payment: Payment, key: str, *, amount: int | None = None) -> Any:
+    from django.utils import timezone
+
+    from civicore.payments import services
+
+    return services.payment_settle(
+        reference=payment.reference,
+        amount_minor=payment.amount_minor if amount is None else amount,
+        currency=payment.currency,
+        source="gateway_callback",
+        key=key,
+        at=timezone.now(),
+        gateway_transaction="14012345",
+    )
+
+
+@only_postgresql
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_a_callback_reads_once_and_writes_once_without_a_lock() -> None:
+    from django.test.utils import CaptureQueriesContext
+
+    from civicore.payments.services import Outcome
+
+    payment = _gateway_payment()
+    with CaptureQueriesContext(connection) as queries:
+        settled = _settle_by_callback(payment, "vnpay:1:paid")
+    assert settled.outcome is Outcome.APPLIED
+    sent = [q["sql"] for q in queries]
+    assert len(sent) == 2 and not any("FOR UPDATE" in sql for sql in sent), sent
+    with CaptureQueriesContext(connection) as queries:
+        assert _settle_by_callback(payment, "vnpay:1:paid").outcome is Outcome.REPEATED
+    assert len(queries) == 2  # the key was applied: nothing written, no lock taken
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.PAID
+    assert payment.events.filter(kind="paid").count() == 1
+    assert AuditEntry.objects.filter(action="payment.paid", subject_id=str(payment.pk)).count() == 1
+    assert Job.objects.filter(name="payments.paid").count() == 1
+
+
+@only_postgresql
+@pytest.mark.django_db(transaction=True)
+def test_a_payment_that_changed_after_it_was_read_is_decided_under_the_lock(monkeypatch: Any) -> None:
+    """The write applies only if the status is still the one read: paid by the bank in between,
+    the callback's money is held as paid twice, decided under the row lock."""
+    from civicore.payments import services
+
+    payment = _gateway_payment()
+    read = services._read_unlocked
+
+    def stale_read(reference: str) -> Any:
+        found = read(reference)
+        with transaction.atomic():  # the bank's line, settled under the lock meanwhile
+            assert _settle_by_callback(payment, "bank:970436:0123:FT1").outcome is services.Outcome.APPLIED
+        return found  # as it was before the bank's line paid it
+
+    monkeypatch.setattr(services, "_read_unlocked", stale_read)
+    assert _settle_by_callback(payment, "vnpay:1:paid").outcome is services.Outcome.PAID_TWICE
+    assert [e.kind for e in payment.events.order_by("id")] == ["create", "paid", "paid_twice"]
+    assert Job.objects.filter(name="payments.paid").count() == 1
+
+
+@only_postgresql
+@pytest.mark.django_db(transaction=True)
+def test_twin_wrong_amounts_at_the_same_moment_are_held_once() -> None:
+    """A wrong amount changes no status, so only the event's unique key stops its twin: one is
+    held, the other answered 02, whichever path each took."""
+    payment = _gateway_payment()
+    params = _ipn(payment, amount=payment.amount_minor - 1000)
+    start = threading.Barrier(2)
+    answers: list[str] = []
+
+    def send() -> None:
+        try:
+            start.wait()
+            answers.append(Client().get(URL, params).json()["RspCode"])
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(answers) == ["02", "04"]
+    assert payment.events.filter(kind="mismatch").count() == 1
+
+
+@only_postgresql
+@pytest.mark.django_db(transaction=True)
+def test_an_agency_whose_systems_asked_for_payment_events_settles_in_a_transaction() -> None:
+    """Their outbox rows commit with the change: the locked path, and the event is written."""
+    from django.test.utils import CaptureQueriesContext
+
+    from civicore.exchange.models import ChangeEvent, Delivery
+    from civicore.registry.tests.factories import make_application
+
+    payment = _gateway_payment()
+    make_application(agency=payment.agency, webhook_url="http://127.0.0.1:9/hook", payment_events=True)
+    with CaptureQueriesContext(connection) as queries:
+        assert _settle_by_callback(payment, "vnpay:1:paid").outcome.value == "applied"
+    assert any("FOR UPDATE" in q["sql"] for q in queries)
+    event = ChangeEvent.objects.get(kind=ChangeEvent.Kind.PAYMENT)
+    assert event.data["type"] == "payment.paid" and Delivery.objects.filter(event=event).count() == 1
