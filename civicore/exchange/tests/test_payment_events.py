@@ -7,9 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
-import shutil
-import threading
 from typing import Any
 
 import pytest
@@ -22,6 +19,7 @@ from civicore.agencies.models import Agency
 from civicore.agencies.tests.factories import back_office_client, make_agency_admin, make_officer
 from civicore.audit.models import AuditEntry
 from civicore.core.errors import ValidationFailed
+from civicore.core.tests.accessibility import axe_in_chromium
 from civicore.exchange import services
 from civicore.exchange.dispatcher import Dispatcher
 from civicore.exchange.models import ChangeEvent, Delivery
@@ -457,69 +455,22 @@ def test_a_supervisor_asks_for_payment_events_for_a_system_with_a_webhook() -> N
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
 def test_the_changed_pages_pass_axe_in_chromium(live_server: Any) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    axe_module = pytest.importorskip("axe_playwright_python.sync_playwright")
-    chromium = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
-    if not os.path.exists(chromium):
-        pytest.fail("Chromium is required for browser tests: apt-get install chromium")
     payment = make_payment()
     officer = make_agency_admin(agency=payment.agency)
     app = payment_subscriber(NOWHERE, payment.agency)
     settle(payment, "vnpay:1:00")
     delivery = Delivery.objects.get()
     Delivery.objects.update(status=Delivery.Status.DEAD, attempts=8, last_status=500, last_error="HTTP 500")
-    session = back_office_client(officer.user).cookies[settings.SESSION_COOKIE_NAME].value
     base = live_server.url
-    pages = {
-        "deliveries": f"{base}/office/deliveries/",
-        "delivery": f"{base}/office/deliveries/{delivery.pk}/",
-        "system": f"{base}/office/systems/{app.client_id}/",
-    }
-    tags = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
-    failures: list[BaseException] = []
-    found: dict[str, list[Any]] = {}
-
-    def drive() -> None:
-        try:
-            with sync_api.sync_playwright() as playwright:
-                browser = playwright.chromium.launch(
-                    executable_path=chromium, args=["--no-sandbox", "--disable-gpu"]
-                )
-                try:
-                    for language in ("vi", "en"):
-                        context = browser.new_context(locale="vi-VN" if language == "vi" else "en-GB")
-                        context.add_cookies(
-                            [
-                                {"name": settings.SESSION_COOKIE_NAME, "value": session, "url": base},
-                                {"name": settings.LANGUAGE_COOKIE_NAME, "value": language, "url": base},
-                            ]
-                        )
-                        page = context.new_page()
-                        for name, url in pages.items():
-                            page.goto(url)
-                            assert page.url == url, f"{name} went to {page.url}"
-                            results = axe_module.Axe().run(
-                                page, options={"runOnly": {"type": "tag", "values": tags}}
-                            )
-                            found[f"{language}:{name}"] = results.response["violations"]
-                        context.close()
-                finally:
-                    browser.close()
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread
-            failures.append(exc)
-
-    worker = threading.Thread(target=drive)
-    worker.start()
-    worker.join(300)
-    assert not worker.is_alive(), "the browser did not finish"
-    if failures:
-        raise failures[0]
-    problems = {
-        name: [f"{v['id']}: {v['help']} {[n['target'] for n in v['nodes']][:3]}" for v in violations]
-        for name, violations in found.items()
-        if violations
-    }
-    assert not problems, problems
+    found = axe_in_chromium(
+        base_url=base,
+        session=back_office_client(officer.user).cookies[settings.SESSION_COOKIE_NAME].value,
+        pages={
+            "deliveries": f"{base}/office/deliveries/",
+            "delivery": f"{base}/office/deliveries/{delivery.pk}/",
+            "system": f"{base}/office/systems/{app.client_id}/",
+        },
+    )
     assert len(found) == 6
 
 

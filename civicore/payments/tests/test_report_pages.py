@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import shutil
-import threading
 from datetime import datetime, time, timedelta
 from typing import Any
 
@@ -21,6 +18,7 @@ from django.utils import timezone
 from civicore.agencies.models import Agency, Officer
 from civicore.agencies.tests.factories import back_office_client, make_officer
 from civicore.applications.tests.factories import make_submitted
+from civicore.core.tests.accessibility import Check, axe_in_chromium
 from civicore.identity.tests.factories import make_citizen
 from civicore.payments import camt, services
 from civicore.payments.models import CollectionAccount, Payment, PaymentEvent
@@ -307,63 +305,27 @@ def test_the_page_in_vietnamese_and_english(office: Office) -> None:
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
 def test_the_page_passes_axe_in_chromium(live_server: Any) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    pytest.importorskip("axe_playwright_python.sync_playwright")
-    from tests.e2e.accessibility import assert_accessible
-
-    chromium = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
-    if not os.path.exists(chromium):
-        pytest.fail("Chromium is required for browser tests: apt-get install chromium")
     office = Office()
     day = _days_ago(2)
     office.day_with_differences(day)
-    session = office.client().cookies[settings.SESSION_COOKIE_NAME].value
     base = live_server.url
     pages = {
         "differences": f"{base}{URL}?day={day.isoformat()}",
         "balanced": f"{base}{URL}?day={_days_ago(5).isoformat()}",
         "bad day": f"{base}{URL}?day=2026-13-40",
     }
-    failures: list[BaseException] = []
-    checked: list[str] = []
 
-    def drive() -> None:
-        try:
-            with sync_api.sync_playwright() as playwright:
-                browser = playwright.chromium.launch(
-                    executable_path=chromium, args=["--no-sandbox", "--disable-gpu"]
-                )
-                try:
-                    for language in ("vi", "en"):
-                        context = browser.new_context(locale="vi-VN" if language == "vi" else "en-GB")
-                        context.add_cookies(
-                            [
-                                {"name": settings.SESSION_COOKIE_NAME, "value": session, "url": base},
-                                {"name": settings.LANGUAGE_COOKIE_NAME, "value": language, "url": base},
-                            ]
-                        )
-                        page = context.new_page()
-                        for name, url in pages.items():
-                            page.goto(url)
-                            assert page.url == url, f"{name} went to {page.url}"
-                            assert page.locator("html").get_attribute("lang") == language
-                            assert_accessible(page, f"{language}: {name}")
-                            checked.append(f"{language}:{name}")
-                        # The day picker, used as a person does: choose a day and show it.
-                        page.goto(pages["balanced"])
-                        page.fill("#report-day", day.isoformat())
-                        page.click("#report-form button[type=submit]")
-                        page.wait_for_selector("#report-differences")
-                        context.close()
-                finally:
-                    browser.close()
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread
-            failures.append(exc)
+    def choose_a_day(page: Any, check: Check) -> None:
+        """The day picker, used as a person does: choose a day and show it."""
+        page.goto(pages["balanced"])
+        page.fill("#report-day", day.isoformat())
+        page.click("#report-form button[type=submit]")
+        page.wait_for_selector("#report-differences")
 
-    worker = threading.Thread(target=drive)
-    worker.start()
-    worker.join(300)
-    assert not worker.is_alive(), "the browser did not finish"
-    if failures:
-        raise failures[0]
-    assert len(checked) == 6
+    found = axe_in_chromium(
+        base_url=base,
+        session=office.client().cookies[settings.SESSION_COOKIE_NAME].value,
+        pages=pages,
+        actions=[choose_a_day],
+    )
+    assert len(found) == 6

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +18,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import pytest
 from django.core.management.base import CommandError
 
+from civicore.core.tests.accessibility import Check, axe_in_chromium
 from civicore.payments import vnpay
 from civicore.payments.gateways import ForgedMessage, GatewayError, GatewayStatus
 from civicore.payments.sandbox import ADMIN_HEADER, Faults, IpnAttempt, VnpaySandbox, admin_signature
@@ -490,55 +489,33 @@ def test_the_admin_endpoint_sets_faults_only_for_the_secret_holder(setup: Setup)
 
 @pytest.mark.browser
 def test_the_pages_pass_axe(setup: Setup) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    axe_module = pytest.importorskip("axe_playwright_python.sync_playwright")
-    chromium = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
-    if not os.path.exists(chromium):
-        pytest.fail("Chromium is required for browser tests: apt-get install chromium")
-    tags = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
     # Back to a page of the sandbox itself: the browser never leaves 127.0.0.1.
     landing = setup.base + "/paymentv2/leave?lang=vi"
     url = setup.gateway.start(payment_start("CVAXE1", return_url=landing))
-    # Playwright's sync API refuses to run where an asyncio loop is running (other browser tests
-    # in the same process leave one): drive the browser from a thread of its own.
-    failures: list[BaseException] = []
 
-    def drive() -> None:
-        try:
-            _drive(sync_api, axe_module, chromium, tags, url, landing, setup)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread
-            failures.append(exc)
+    def pay_with_the_keyboard(page: Any, check: Check) -> None:
+        """The first field shows that it has the focus; paying returns to the merchant."""
+        page.goto(url)
+        page.keyboard.press("Tab")
+        focused = page.evaluate(
+            "document.activeElement.tagName + ':' + getComputedStyle(document.activeElement).outlineStyle"
+        )
+        assert focused == "INPUT:solid"
+        page.get_by_role("button", name="Thanh toán").click()
+        page.wait_for_url(landing + "&vnp_*")
+        assert setup.sandbox.transaction("CVAXE1")["status"] == "00"  # type: ignore[index]
 
-    worker = threading.Thread(target=drive)
-    worker.start()
-    worker.join(300)
-    assert not worker.is_alive(), "the browser did not finish"
-    if failures:
-        raise failures[0]
-
-
-def _drive(
-    sync_api: Any, axe_module: Any, chromium: str, tags: list[str], url: str, landing: str, setup: Setup
-) -> None:
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
-        try:
-            page = browser.new_page()
-            for address in (url, tampered(url, vnp_Amount="1"), setup.base + "/paymentv2/leave"):
-                page.goto(address)
-                results = axe_module.Axe().run(page, options={"runOnly": {"type": "tag", "values": tags}})
-                assert results.response["violations"] == [], address
-            page.goto(url)
-            page.keyboard.press("Tab")
-            focused = page.evaluate(
-                "document.activeElement.tagName + ':' + getComputedStyle(document.activeElement).outlineStyle"
-            )
-            assert focused == "INPUT:solid"
-            page.get_by_role("button", name="Thanh toán").click()
-            page.wait_for_url(landing + "&vnp_*")
-            assert setup.sandbox.transaction("CVAXE1")["status"] == "00"  # type: ignore[index]
-        finally:
-            browser.close()
+    found = axe_in_chromium(
+        base_url=setup.base,
+        languages=("vi",),
+        pages={
+            "payment": url,
+            "tampered": tampered(url, vnp_Amount="1"),
+            "leave": setup.base + "/paymentv2/leave",
+        },
+        actions=[pay_with_the_keyboard],
+    )
+    assert len(found) == 3
 
 
 # --- the command ---------------------------------------------------------------------------------
