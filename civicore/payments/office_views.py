@@ -73,6 +73,8 @@ EVENT_KINDS = {
     "fail": gettext_lazy("Payment failed"),
     "ignored": gettext_lazy("Late failure report ignored"),
     "expire": gettext_lazy("Payment expired"),
+    "refund_proposed": gettext_lazy("Refund proposed"),
+    "refund_declined": gettext_lazy("Refund proposal declined"),
     "refund_request": gettext_lazy("Refund requested"),
     "refund": gettext_lazy("Refunded"),
     "refund_failed": gettext_lazy("Refund failed"),

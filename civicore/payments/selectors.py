@@ -18,6 +18,7 @@ from civicore.agencies import permissions
 from civicore.agencies.models import Officer
 from civicore.applications.models import Application
 from civicore.audit import services as audit
+from civicore.audit.models import AuditEntry
 from civicore.catalogue.models import Service
 from civicore.core.errors import NotFound
 from civicore.identity.models import Person
@@ -428,6 +429,19 @@ def refund_of_payment(*, payment: Payment, reference: str) -> Refund:
     return refund
 
 
+def _subject_ids(pks: Iterable[Any]) -> str:
+    """As many of the ids, comma-separated, as an audit entry's subject column holds; the entry's
+    details name every one."""
+    limit = AuditEntry._meta.get_field("subject_id").max_length or 0
+    ids = ""
+    for pk in pks:
+        more = f"{ids},{pk}" if ids else str(pk)
+        if len(more) > limit:
+            break
+        ids = more
+    return ids
+
+
 def queue_viewed(*, officer: Officer, lines: Iterable[StatementLine]) -> None:
     """Record that the officer was shown these queued lines, the debtors' names with them."""
     shown = [line.pk for line in lines]
@@ -436,7 +450,7 @@ def queue_viewed(*, officer: Officer, lines: Iterable[StatementLine]) -> None:
             actor=officer.user,
             action="payment.queue_view",
             subject_type="payments.statementline",
-            subject_id=",".join(str(pk) for pk in shown[:50]),
+            subject_id=_subject_ids(shown),
             agency=officer.agency,
             details={"lines": shown, "fields": ["debtor_name"]},
         )
@@ -570,17 +584,11 @@ def proposals_viewed(*, officer: Officer, refunds: Iterable[Refund]) -> None:
     shown = list(refunds)
     if not shown:
         return
-    ids = ""
-    for refund in shown:  # as many ids as the column holds; the details name every refund
-        more = f"{ids},{refund.pk}" if ids else str(refund.pk)
-        if len(more) > 64:
-            break
-        ids = more
     audit.record(
         actor=officer.user,
         action="payment.proposals_view",
         subject_type="payments.refund",
-        subject_id=ids,
+        subject_id=_subject_ids(refund.pk for refund in shown),
         agency=officer.agency,
         details={"refunds": [refund.reference for refund in shown], "fields": ["reason"]},
     )
