@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from django.db import connections
+from django.db import OperationalError, connections
 from django.utils import translation
 
 from civicore.agencies.models import Agency
@@ -101,12 +101,28 @@ def _work_until(finished: Callable[[], bool], seconds: float = 60) -> None:
         time.sleep(1)
 
 
+def _reread(payment: Payment) -> None:
+    """The payment as the database has it now. With SQLite the test and the live server share one
+    in-memory database, whose table locks are not waited for: a read while the server's thread
+    writes the payment (the gateway's callback) fails at once with "database table is locked",
+    and is tried again."""
+    for _attempt in range(50):
+        try:
+            payment.refresh_from_db()
+            return
+        except OperationalError as exc:
+            if "locked" not in str(exc):
+                raise
+            time.sleep(0.1)
+    payment.refresh_from_db()
+
+
 def _wait_for(payment: Payment, done: Callable[[Payment], bool], seconds: float = 30) -> Payment:
     deadline = time.monotonic() + seconds
-    payment.refresh_from_db()
+    _reread(payment)
     while not done(payment) and time.monotonic() < deadline:
         time.sleep(0.2)
-        payment.refresh_from_db()
+        _reread(payment)
     assert done(payment), f"{payment.reference} is {payment.status}"
     return payment
 
