@@ -240,7 +240,12 @@ class StatementLine(models.Model):
         Payment, null=True, blank=True, on_delete=models.PROTECT, related_name="statement_lines"
     )
     resolved_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
     )
     resolution = models.TextField(blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
@@ -255,6 +260,10 @@ class StatementLine(models.Model):
                 fields=["status"],
                 name="payments_line_queue",
                 condition=Q(status__in=["unmatched", "mismatch", "paid_twice"]),
+            ),
+            # Only lines an officer resolved: a statement's matched lines add nothing to it.
+            models.Index(
+                fields=["resolved_by"], name="payments_line_resolver", condition=Q(resolved_by__isnull=False)
             ),
         ]
 
