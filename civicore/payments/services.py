@@ -938,10 +938,21 @@ class StatementAccountUnknown(ValidationFailed):
     code = "statement_account_unknown"
 
 
-def _accounts_of(statement: camt.Statement) -> dict[str, CollectionAccount]:
+def _accounts_of(statement: camt.Statement, agency_id: int | None = None) -> dict[str, CollectionAccount]:
+    """The collection accounts the statement reports on: all of them agencies' (and, given
+    `agency_id`, that agency's), or StatementAccountUnknown names the others."""
     wanted = {report.account.id for report in statement.reports}
-    found = {a.account_number: a for a in CollectionAccount.objects.filter(account_number__in=wanted)}
+    accounts = CollectionAccount.objects.filter(account_number__in=wanted)
+    if agency_id is not None:
+        accounts = accounts.filter(agency_id=agency_id)
+    found = {a.account_number: a for a in accounts}
     unknown = sorted(wanted - set(found))
+    if unknown and agency_id is not None:
+        raise StatementAccountUnknown(
+            _("The statement is for accounts your agency does not collect fees into: %(accounts)s.")
+            % {"accounts": ", ".join(unknown)},
+            details={"accounts": unknown},
+        )
     if unknown:
         raise StatementAccountUnknown(
             _("The statement is for accounts no agency collects fees into: %(accounts)s.")
@@ -1182,7 +1193,9 @@ def _mark_paid(paid: list[tuple[int, int, datetime, bool, str]]) -> None:
 
 
 @transaction.atomic
-def statement_import(*, data: bytes, filename: str, actor: Any = None) -> StatementImport:
+def statement_import(
+    *, data: bytes, filename: str, actor: Any = None, agency_id: int | None = None
+) -> StatementImport:
     """Read a camt.053 statement or camt.054 notification and match each credit booked to an
     agency's collection account by reference and amount. A line the bank reported before (in a
     notification, then in the day's statement) counts once; what matches nothing, or matches with
@@ -1192,12 +1205,13 @@ def statement_import(*, data: bytes, filename: str, actor: Any = None) -> Statem
     Each credit is settled as `payment_settle` would settle it, in the file's order (a payment
     paid by an earlier line of the file is paid twice by a later one), but in batches: the
     payments the file names are locked first, in the order of their ids, and each chunk of
-    lines is written with a statement per table."""
+    lines is written with a statement per table. With `agency_id`, a file naming an account of
+    another agency changes nothing either."""
     checksum = camt.statement_checksum(data)
     if StatementImport.objects.filter(checksum=checksum).exists():
         raise StatementRepeated(_("This statement file has been imported already."))
     statement = camt.read_statement(data)
-    accounts = _accounts_of(statement)
+    accounts = _accounts_of(statement, agency_id)
     imported = StatementImport.objects.create(
         checksum=checksum,
         filename=filename[:255],
@@ -1446,19 +1460,4 @@ def statement_import_by_officer(*, officer: Any, data: bytes, filename: str) -> 
     """`statement_import` for an officer holding payment.refund, of a file for their own agency's
     accounts only: a statement naming another agency's account changes nothing."""
     permissions.require(officer, permissions.PAYMENT_REFUND)
-    if StatementImport.objects.filter(checksum=camt.statement_checksum(data)).exists():
-        raise StatementRepeated(_("This statement file has been imported already."))
-    wanted = {report.account.id for report in camt.read_statement(data).reports}
-    ours = set(
-        CollectionAccount.objects.filter(account_number__in=wanted, agency_id=officer.agency_id).values_list(
-            "account_number", flat=True
-        )
-    )
-    others = sorted(wanted - ours)
-    if others:
-        raise StatementAccountUnknown(
-            _("The statement is for accounts your agency does not collect fees into: %(accounts)s.")
-            % {"accounts": ", ".join(others)},
-            details={"accounts": others},
-        )
-    return statement_import(data=data, filename=filename, actor=officer.user)
+    return statement_import(data=data, filename=filename, actor=officer.user, agency_id=officer.agency_id)

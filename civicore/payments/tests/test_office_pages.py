@@ -534,13 +534,21 @@ def test_resolving_is_refused_without_payment_refund_or_for_another_agency(offic
 # --- bank statements -----------------------------------------------------------------------------
 
 
-def test_a_statement_is_uploaded_once_and_its_counts_shown(office: Office) -> None:
+def test_a_statement_is_uploaded_once_and_its_counts_shown(
+    office: Office, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from civicore.payments import camt
+
     payment = office.payment()
     data = _statement(office.account, [_line(50000, payment.reference, "FT1"), _line(1000, "?", "FT2")])
     client = office.client()
+    reads: list[int] = []
+    read = camt.read_statement
+    monkeypatch.setattr(camt, "read_statement", lambda *a, **k: reads.append(1) or read(*a, **k))
     done = client.post(
         "/office/payments/statements/", {"statement": _named(data, "vcb-0512.xml")}, follow=True
     )
+    assert len(reads) == 1  # the file is parsed once, the agency's accounts checked on that reading
     page = _page(done)
     assert (
         "vcb-0512.xml is imported. Credits: 2; matched to payments: 1; waiting in the reconciliation queue: 1"
