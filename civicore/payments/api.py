@@ -380,7 +380,7 @@ def get_payment(request: HttpRequest, payment_id: uuid.UUID, refresh: bool = Fal
 
 @router.post(
     "/{payment_id}/refunds",
-    response={201: RefundOut, **errors(403, 404, 409, 422)},
+    response={201: RefundOut, 200: RefundOut, **errors(403, 404, 409, 422)},
     summary="Refund all or part of a paid payment (officers)",
 )
 def refund_payment(request: HttpRequest, payment_id: uuid.UUID, payload: RefundIn) -> Status[dict[str, Any]]:
@@ -388,14 +388,22 @@ def refund_payment(request: HttpRequest, payment_id: uuid.UUID, payload: RefundI
     otherwise; 404 for another agency's payment). A gateway payment is refunded through the
     gateway in the background; a bank transfer by the agency's bank, then confirmed by an officer.
 
-    Errors: 409 `refund_not_allowed` (not paid, or refunded already); 422 `refund_invalid` (more
-    than is left to refund, or no reason)."""
+    Send `Idempotency-Key` to make retries safe: a retry with the same key answers 200 with the
+    refund the first request created, and refunds nothing more.
+
+    Errors: 409 `refund_not_allowed` (not paid, or refunded already); 409 `idempotency_key_reused`
+    (the key was sent for another payment or amount); 422 `refund_invalid` (more than is left to
+    refund, or no reason); 422 `invalid_idempotency_key`."""
     officer = _refunding_officer(request)
     payment = selectors.payment_for(officer=officer, public_id=payment_id)
-    refund = services.refund_request(
-        payment=payment, amount_minor=payload.amount_minor, reason=payload.reason, officer=officer
+    refund, created = services.refund_request_once(
+        payment=payment,
+        amount_minor=payload.amount_minor,
+        reason=payload.reason,
+        officer=officer,
+        idempotency_key=request.headers.get("Idempotency-Key"),
     )
-    return Status(201, _refund_out(refund, payment.currency))
+    return Status(201 if created else 200, _refund_out(refund, payment.currency))
 
 
 @router.get(

@@ -30,6 +30,7 @@ from civicore.audit import services as audit
 from civicore.catalogue.presentation import format_money
 from civicore.core import jobs, rowsql
 from civicore.core.errors import ApplicationError, Conflict, NotFound, ValidationFailed
+from civicore.core.models import IdempotencyRecord
 from civicore.exchange import services as exchange
 from civicore.identity.models import Person
 from civicore.organisations import selectors as organisation_selectors
@@ -754,6 +755,44 @@ def _check_refund(payment: Payment, amount_minor: int, reason: str) -> str:
             details={"reason": REASON_MAX},
         )
     return reason
+
+
+_REFUND_SCOPE = "payment.refund"
+
+
+def refund_request_once(
+    *, payment: Payment, amount_minor: int, reason: str, officer: Any, idempotency_key: str | None
+) -> tuple[Refund, bool]:
+    """`refund_request` for an agency's system that may send the same request again (API: the
+    `Idempotency-Key` header): with a key, the refund the officer's first request with it
+    created is returned and nothing more is refunded. Returns the refund and whether this call
+    created it. The same key for another payment or another amount is a conflict."""
+    if idempotency_key is None:
+        refund = refund_request(payment=payment, amount_minor=amount_minor, reason=reason, officer=officer)
+        return refund, True
+    if not 1 <= len(idempotency_key) <= 200:
+        raise ValidationFailed(
+            _("The Idempotency-Key header must be 1 to 200 characters."), code="invalid_idempotency_key"
+        )
+    with transaction.atomic():
+        # Under the payment's row lock: a retry sent at the same moment waits, then finds the key.
+        if _locked(payment.reference) is None:
+            raise PaymentNotFound()
+        record = IdempotencyRecord.objects.filter(
+            owner_id=officer.user_id, scope=_REFUND_SCOPE, key=idempotency_key
+        ).first()
+        if record is not None:
+            earlier = Refund.objects.filter(reference=record.result_id).first()
+            if earlier is None or earlier.payment_id != payment.pk or earlier.amount_minor != amount_minor:
+                raise Conflict(
+                    _("This Idempotency-Key was used for another request."), code="idempotency_key_reused"
+                )
+            return earlier, False
+        refund = refund_request(payment=payment, amount_minor=amount_minor, reason=reason, officer=officer)
+        IdempotencyRecord.objects.create(
+            owner_id=officer.user_id, scope=_REFUND_SCOPE, key=idempotency_key, result_id=refund.reference
+        )
+        return refund, True
 
 
 @transaction.atomic

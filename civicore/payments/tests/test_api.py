@@ -18,7 +18,7 @@ from civicore.agencies.models import Officer
 from civicore.agencies.tests.factories import back_office_client, make_officer
 from civicore.applications import services as application_services
 from civicore.applications.models import Application
-from civicore.applications.tests.factories import VALID_ANSWERS, make_service, pdf_upload
+from civicore.applications.tests.factories import VALID_ANSWERS, make_service, make_submitted, pdf_upload
 from civicore.audit.models import AuditEntry
 from civicore.identity.services import api_token_create
 from civicore.identity.tests.factories import make_citizen
@@ -399,6 +399,38 @@ def test_an_officer_refunds_part_of_a_paid_payment_and_both_sides_see_it() -> No
     assert _client(make_citizen().user).get(f"{URL}/{payment.public_id}/refunds").status_code == 404
 
 
+def test_a_refund_retried_with_its_idempotency_key_refunds_once() -> None:
+    payment = _paid(make_payment())
+    officer = _payments_officer(payment)
+    client = _client(officer.user)
+
+    def send(amount: int, key: str, to: Payment = payment) -> Any:
+        return client.post(
+            f"{URL}/{to.public_id}/refunds",
+            {"amount_minor": amount, "reason": "Fee charged twice"},
+            content_type="application/json",
+            headers={"Idempotency-Key": key},
+        )
+
+    first = send(20000, "refund-7f3a")
+    assert first.status_code == 201, first.content
+    again = send(20000, "refund-7f3a")
+    assert again.status_code == 200 and again.json()["reference"] == first.json()["reference"]
+    assert Refund.objects.filter(payment=payment).count() == 1
+    assert payment.events.filter(kind="refund_request").count() == 1
+    # The same key for another amount or another payment is refused, and refunds nothing.
+    other = _paid(make_payment(make_submitted(make_citizen(), payment.service)))
+    for answer in (send(10000, "refund-7f3a"), send(20000, "refund-7f3a", other)):
+        assert answer.status_code == 409 and answer.json()["code"] == "idempotency_key_reused"
+    assert Refund.objects.count() == 1
+    # A new key is a new refund; an empty or overlong key is refused.
+    assert send(10000, "refund-8b41").status_code == 201
+    for bad in ("x" * 201,):
+        answer = send(1000, bad)
+        assert answer.status_code == 422 and answer.json()["code"] == "invalid_idempotency_key"
+    assert Refund.objects.filter(payment=payment).count() == 2
+
+
 def test_refunds_beyond_what_was_paid_or_without_a_reason_are_422() -> None:
     payment = _paid(make_payment())
     client = _client(_payments_officer(payment).user)
@@ -521,7 +553,7 @@ def test_the_openapi_document_describes_the_payments_endpoints_and_their_errors(
         ("post", URL): {"200", "201", "400", "401", "403", "404", "409", "422", "503"},
         ("get", URL): {"200", "401", "403", "404", "422"},
         ("get", URL + "/{payment_id}"): {"200", "401", "403", "404", "422"},
-        ("post", URL + "/{payment_id}/refunds"): {"201", "400", "401", "403", "404", "409", "422"},
+        ("post", URL + "/{payment_id}/refunds"): {"200", "201", "400", "401", "403", "404", "409", "422"},
         ("get", URL + "/{payment_id}/refunds"): {"200", "401", "403", "404", "422"},
     }
     for (method, path), statuses in expected.items():
