@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "civicore.open311",
     "civicore.sensors",
     "civicore.payments",
+    "civicore.transparency",
     "civicore.portal",
 ]
 
