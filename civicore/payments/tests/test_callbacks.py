@@ -52,6 +52,27 @@ def _gateway_payment() -> Payment:
     return make_payment(method=Payment.Method.GATEWAY, gateway="vnpay")
 
 
+def _sent_twice_at_once(params: dict[str, str]) -> list[str]:
+    """The same callback from two threads released together (each with its own connection):
+    VNPAY's answer codes, sorted."""
+    start = threading.Barrier(2)
+    answers: list[str] = []
+
+    def send() -> None:
+        try:
+            start.wait()
+            answers.append(Client().get(URL, params).json()["RspCode"])
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sorted(answers)
+
+
 def test_a_signed_ipn_settles_the_payment_once() -> None:
     payment = _gateway_payment()
     client = Client()
@@ -149,23 +170,7 @@ def test_twin_callbacks_at_the_same_moment_settle_once() -> None:
     if connection.vendor != "postgresql":
         pytest.skip("needs concurrent transactions")
     payment = _gateway_payment()
-    params = _ipn(payment)
-    start = threading.Barrier(2)
-    answers: list[str] = []
-
-    def send() -> None:
-        try:
-            start.wait()
-            answers.append(Client().get(URL, params).json()["RspCode"])
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=send) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sorted(answers) == ["00", "02"]
+    assert _sent_twice_at_once(_ipn(payment)) == ["00", "02"]
     assert payment.events.filter(kind="paid").count() == 1
     assert payment.events.exclude(kind__in=["create", "paid"]).count() == 0
     assert Job.objects.filter(name="payments.paid").count() == 1
@@ -268,23 +273,7 @@ def test_twin_wrong_amounts_at_the_same_moment_are_held_once() -> None:
     """A wrong amount changes no status, so only the event's unique key stops its twin: one is
     held, the other answered 02, whichever path each took."""
     payment = _gateway_payment()
-    params = _ipn(payment, amount=payment.amount_minor - 1000)
-    start = threading.Barrier(2)
-    answers: list[str] = []
-
-    def send() -> None:
-        try:
-            start.wait()
-            answers.append(Client().get(URL, params).json()["RspCode"])
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=send) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sorted(answers) == ["02", "04"]
+    assert _sent_twice_at_once(_ipn(payment, amount=payment.amount_minor - 1000)) == ["02", "04"]
     assert payment.events.filter(kind="mismatch").count() == 1
 
 
