@@ -44,3 +44,28 @@ def signing_dir(tmp_path: Any, settings: Any) -> Any:
     settings.SIGNING_DIR = directory
     signing_setup(directory=directory)
     return directory
+
+
+VNPAY_TMN = "CIVICORE"
+VNPAY_SECRET = "e2e-secret-0123456789abcdefghijkl"  # noqa: S105 - the sandbox's, for these tests only
+
+
+@pytest.fixture
+def vnpay_sandbox(live_server: Any, settings: Any) -> Iterator[tuple[str, Any]]:
+    """The local VNPAY, calling back the live site, and the site configured to pay and refund
+    through it: its base URL and the sandbox."""
+    from civicore.payments.sandbox import VnpaySandbox
+
+    sandbox = VnpaySandbox(
+        tmn_code=VNPAY_TMN,
+        hash_secret=VNPAY_SECRET,
+        ipn_url=f"{live_server.url}/payments/gateways/vnpay/callback/",
+        ipn_schedule=(0.1, 0.5, 1.0),
+    )
+    base, stop = sandbox.start_in_thread()
+    settings.VNPAY_TMN_CODE = VNPAY_TMN
+    settings.VNPAY_HASH_SECRET = VNPAY_SECRET
+    settings.VNPAY_PAYMENT_URL = base + "/paymentv2/vpcpay.html"
+    settings.VNPAY_API_URL = base + "/merchant_webapi/api/transaction"
+    yield base, sandbox
+    stop()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,33 +14,17 @@ import pytest
 from civicore.core import demo
 from civicore.identity.models import Person
 from civicore.payments.models import Payment
-from civicore.payments.sandbox import VnpaySandbox
 from civicore.payments.tests.factories import application_with_fee
 from tests.e2e.accessibility import assert_accessible
 from tests.e2e.test_citizen_journey import CITIZEN_EMAIL, CITIZEN_SECRET, _login
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-TMN = "CIVICORE"
-SECRET = "e2e-secret-0123456789abcdefghijkl"  # noqa: S105 - the sandbox's, for this test only
-
 
 @pytest.fixture
-def gateway(live_server: Any, settings: Any) -> Iterator[str]:
-    """The local VNPAY, calling back the live site, and the site configured to pay through it."""
-    sandbox = VnpaySandbox(
-        tmn_code=TMN,
-        hash_secret=SECRET,
-        ipn_url=f"{live_server.url}/payments/gateways/vnpay/callback/",
-        ipn_schedule=(0.1, 0.5, 1.0),
-    )
-    base, stop = sandbox.start_in_thread()
-    settings.VNPAY_TMN_CODE = TMN
-    settings.VNPAY_HASH_SECRET = SECRET
-    settings.VNPAY_PAYMENT_URL = base + "/paymentv2/vpcpay.html"
-    settings.VNPAY_API_URL = base + "/merchant_webapi/api/transaction"
-    yield base
-    stop()
+def gateway(vnpay_sandbox: tuple[str, Any]) -> str:
+    """The local VNPAY's base URL (tests/e2e/conftest.py)."""
+    return vnpay_sandbox[0]
 
 
 def _choose(page: Any, method: str) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -30,7 +30,6 @@ from civicore.payments.sandbox import VnpaySandbox
 from civicore.payments.tests.test_vnpay import http_get, submit
 from tests.e2e.accessibility import assert_accessible
 from tests.e2e.test_citizen_journey import _click_and_wait, _login
-from tests.e2e.test_payment_journey import SECRET, TMN
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -39,22 +38,9 @@ FEE = 150000
 
 
 @pytest.fixture
-def gateway(live_server: Any, settings: Any) -> Iterator[tuple[str, VnpaySandbox]]:
-    """The local VNPAY, calling back the live site, and the site configured to pay and refund
-    through it."""
-    sandbox = VnpaySandbox(
-        tmn_code=TMN,
-        hash_secret=SECRET,
-        ipn_url=f"{live_server.url}/payments/gateways/vnpay/callback/",
-        ipn_schedule=(0.1, 0.5, 1.0),
-    )
-    base, stop = sandbox.start_in_thread()
-    settings.VNPAY_TMN_CODE = TMN
-    settings.VNPAY_HASH_SECRET = SECRET
-    settings.VNPAY_PAYMENT_URL = base + "/paymentv2/vpcpay.html"
-    settings.VNPAY_API_URL = base + "/merchant_webapi/api/transaction"
-    yield base, sandbox
-    stop()
+def gateway(vnpay_sandbox: tuple[str, VnpaySandbox]) -> tuple[str, VnpaySandbox]:
+    """The local VNPAY (tests/e2e/conftest.py)."""
+    return vnpay_sandbox
 
 
 def _paid_by_card(application: Application, base: str, gateway: str) -> Payment:
