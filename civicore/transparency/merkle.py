@@ -54,8 +54,10 @@ __all__ = [
     "SubtreeStore",
     "check_consistency",
     "check_inclusion",
+    "fold_covers",
     "consistency_proof",
     "inclusion_proof",
+    "inclusion_proof_covers",
     "leaf_hash",
     "node_hash",
     "root_from_store",
@@ -237,13 +239,19 @@ def _range_hashes(ranges: Sequence[tuple[int, int]], store: SubtreeStore) -> lis
     """MTH of each leaf range, fetching every subtree needed in one batched store call."""
     covers = [_perfect_cover(start, end) for start, end in ranges]
     wanted = [node for cover in covers for node in cover]
+    return fold_covers(covers, list(store.subtrees(wanted)) if wanted else [])
+
+
+def fold_covers(covers: Sequence[Sequence[tuple[int, int]]], answer: Sequence[object]) -> list[bytes]:
+    """The MTH of each range from the hashes of the complete subtrees tiling it (``answer``, in
+    the order of the covers' nodes, as a store gave them)."""
+    wanted = sum(len(cover) for cover in covers)
     # A database driver may hand back memoryview or bytearray for a binary column.
-    answer = list(store.subtrees(wanted)) if wanted else []
     if not all(isinstance(digest, bytes | bytearray | memoryview) for digest in answer):
         raise LookupError("the store answered something other than bytes")
-    found = [bytes(digest) for digest in answer]
-    if len(found) != len(wanted) or any(len(digest) != HASH_SIZE for digest in found):
-        raise LookupError(f"the store did not answer {len(wanted)} hashes of {HASH_SIZE} bytes")
+    found = [bytes(digest) for digest in answer]  # type: ignore[call-overload]
+    if len(found) != wanted or any(len(digest) != HASH_SIZE for digest in found):
+        raise LookupError(f"the store did not answer {wanted} hashes of {HASH_SIZE} bytes")
     hashes, position = [], 0
     for cover in covers:
         hashes.append(_fold_right(found[position : position + len(cover)]))
@@ -274,6 +282,16 @@ def root_from_store(size: int, store: SubtreeStore) -> bytes:
 
 def inclusion_proof(index: int, size: int, store: SubtreeStore) -> list[bytes]:
     """PATH(index, D[0:size]): the audit path of leaf ``index`` in the tree of ``size`` leaves."""
+    return _range_hashes(_inclusion_ranges(index, size), store)
+
+
+def inclusion_proof_covers(index: int, size: int) -> list[list[tuple[int, int]]]:
+    """The complete subtrees PATH(index, D[0:size]) is folded from, one list per proof hash: for
+    a store that fetches them with other data, then `fold_covers` gives the proof."""
+    return [_perfect_cover(start, end) for start, end in _inclusion_ranges(index, size)]
+
+
+def _inclusion_ranges(index: int, size: int) -> list[tuple[int, int]]:
     _require_size(index, "index")
     _require_size(size, "size")
     if index >= size:
@@ -289,7 +307,7 @@ def inclusion_proof(index: int, size: int, store: SubtreeStore) -> list[bytes]:
             siblings.append((start, middle))
             start = middle
     siblings.reverse()
-    return _range_hashes(siblings, store)
+    return siblings
 
 
 def consistency_proof(old_size: int, new_size: int, store: SubtreeStore) -> list[bytes]:

@@ -102,3 +102,38 @@ class LogState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.size} entries, root {bytes(self.root).hex()}"
+
+
+class TreeHead(models.Model):
+    """A signed tree head (STH): the log's size and root at one moment, signed by the platform key.
+
+    ``jws`` is the compact JWS exactly as issued (``typ: tree-head+jwt``), so anyone re-checks the
+    signature over the very bytes that were published; the other fields repeat its payload for
+    queries. Heads are never edited or deleted.
+    """
+
+    size = models.PositiveBigIntegerField(db_index=True)
+    root = models.BinaryField(max_length=32)
+    # Milliseconds since 1970-01-01T00:00:00Z, as in RFC 9162's tree heads.
+    timestamp = models.PositiveBigIntegerField()
+    jws = models.TextField()
+    kid = models.CharField(max_length=100)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.size} entries, root {bytes(self.root).hex()} at {self.timestamp}"
+
+    @property
+    def signature(self) -> str:
+        """The JWS's signature part (base64url), as shown on the public page."""
+        return self.jws.rsplit(".", 1)[-1]
+
+    @property
+    def root_hex(self) -> str:
+        return bytes(self.root).hex()
+
+    @property
+    def signed_at(self) -> dt.datetime:
+        return _EPOCH + dt.timedelta(milliseconds=self.timestamp)
