@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 ENVFILE := $(CIVICORE_VAR_DIR)/secrets.env
 WITH_ENV := set -a && source $(ENVFILE) && set +a &&
 
-.PHONY: demo install install-dev test lint bench bench-fanout bench-tokens bench-routing bench-sensors bench-payments soak chromium mosquitto clean
+.PHONY: demo install install-dev test lint bench bench-fanout bench-tokens bench-routing bench-sensors bench-payments bench-verify soak chromium mosquitto clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,7 @@ bench: install-dev
 	$(BIN)/python bench/routing.py
 	$(BIN)/python bench/sensors.py
 	$(BIN)/python bench/payments.py
+	$(BIN)/python bench/verify.py
 
 bench-fanout: install-dev
 	$(BIN)/python bench/fanout.py
@@ -89,5 +90,8 @@ clean:
 
 # Payments: signed gateway callbacks beside /healthz, and a 100,000-line camt.053 import beside
 # reading the file alone and a raw insert, on PostgreSQL.
+bench-verify: install-dev
+	$(BIN)/python bench/verify.py
+
 bench-payments: install-dev
 	$(BIN)/python bench/payments.py

@@ -132,6 +132,8 @@ def _mount() -> None:
     api.add_router("/exchange", "civicore.identity.exchange_api.router")
     api.add_router("/sensors", "civicore.sensors.api.router")
     api.add_router("/payments", "civicore.payments.api.router")
+    api.add_router("/transparency", "civicore.transparency.api.router")
+    api.add_router("/vc", "civicore.vc.api.router")
 
 
 _mount()

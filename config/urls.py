@@ -30,8 +30,10 @@ urlpatterns = [
     path("business/", include("civicore.organisations.urls")),
     path("", include("civicore.exchange.urls")),  # /office/deliveries/, /my-data/changes/
     path("office/payments/", include("civicore.payments.urls_office")),
+    path("", include("civicore.vc.urls")),  # /my-documents/, /shared/, /office/documents/
     path("office/", include("civicore.cases.urls")),
     path("verify/", include("civicore.credentials.urls")),
+    path("transparency/", include("civicore.transparency.urls")),
     path("results/", include("civicore.credentials.urls_results")),
     path("inbox/", include("civicore.notify.urls")),
     path("", include("civicore.consent.urls")),

@@ -123,6 +123,14 @@ STATE_DEPENDENT_REFUSALS = {
     "file_type_not_allowed": "the e-service decides which file types it takes",
     "file_empty": "an empty file is schema-valid but never a document",
     "message_required": "whether a message is needed depends on the case action",
+    "tree_size_out_of_range": "which tree sizes exist depends on how far the transparency log has grown",
+    "entry_selector_required": "one of start/end or hash is needed: a rule across parameters",
+    "entry_range_out_of_range": "start must not pass end, nor end the log's size: rules across parameters",
+    "entry_range_too_large": "at most 1,000 entries between start and end: a rule across parameters",
+    "unknown_claim": "which claims a credential has depends on the credential",
+    "invalid_lifetime": "a presentation lasts 1h, 1d, 7d or 30d",
+    "audience_required": "a blank audience is schema-valid but names no one",
+    "token_too_long": "a credential is at most 64 KiB",
 }
 
 

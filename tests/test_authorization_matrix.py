@@ -271,6 +271,22 @@ def issue_result(w: World, settings: Any, directory: Any) -> None:
     result_issue(application_id=w.application.pk)
 
 
+def issue_credential(w: World, settings: Any, directory: Any) -> None:
+    """The result's credential and a presentation of it the citizen shared."""
+    from civicore.vc.services import credential_issue, presentation_create
+
+    issue_result(w, settings, directory)
+    credential = credential_issue(document_id=w.application.result_document.pk)
+    w.extra["credential"] = credential
+    w.extra["presentation"] = presentation_create(
+        user=w.users[CITIZEN],
+        public_id=credential.public_id,
+        paths=[("reference",)],
+        audience="Bank",
+        lifetime="1d",
+    )
+
+
 def payment_objects(w: World) -> dict[str, Any]:
     """A fee of `agency` the citizen paid by bank transfer, with a bank-transfer refund on its
     way and the rest proposed for refund, and a credit on the agency's account that matches
@@ -654,6 +670,68 @@ ROWS: list[Row] = [
         only(CITIZEN, CASEWORKER, DECIDER),
         params=_app,
         needs=("result",),
+    ),
+    # --- verifiable credentials: the wallet, shared links, officers' status changes ------------------
+    Row("GET", "my-documents/", SIGNED_IN, note="each sees only their own (officers: none)"),
+    Row(
+        "GET",
+        "my-documents/<uuid:public_id>/",
+        only(CITIZEN),
+        params=lambda w: {"public_id": w.extra["credential"].public_id},
+        needs=("credential",),
+    ),
+    Row(
+        "POST",
+        "my-documents/<uuid:public_id>/",
+        only(CITIZEN),
+        params=lambda w: {"public_id": w.extra["credential"].public_id},
+        data=lambda w: {"claim": ["reference"], "audience": "Bank", "lifetime": "1h"},
+        needs=("credential",),
+    ),
+    Row(
+        "GET",
+        "my-documents/<uuid:public_id>/credential.sd-jwt",
+        only(CITIZEN),
+        params=lambda w: {"public_id": w.extra["credential"].public_id},
+        needs=("credential",),
+    ),
+    Row(
+        "POST",
+        "my-documents/shared/<str:public_id>/withdraw",
+        only(CITIZEN),
+        params=lambda w: {"public_id": w.extra["presentation"].public_id},
+        needs=("credential",),
+    ),
+    Row(
+        "GET",
+        "shared/<str:public_id>/",
+        EVERYONE,
+        params=lambda w: {"public_id": w.extra["presentation"].public_id},
+        needs=("credential",),
+        note="public: whoever holds the link (the holder sees each check)",
+    ),
+    Row(
+        "GET",
+        "shared/<str:public_id>/presentation.sd-jwt",
+        EVERYONE,
+        params=lambda w: {"public_id": w.extra["presentation"].public_id},
+        needs=("credential",),
+    ),
+    Row(
+        "GET",
+        "office/documents/<uuid:public_id>/",
+        CASE_OFFICERS,
+        params=lambda w: {"public_id": w.extra["credential"].public_id},
+        needs=("credential",),
+    ),
+    Row(
+        "POST",
+        "office/documents/<uuid:public_id>/status",
+        NOBODY,
+        params=lambda w: {"public_id": w.extra["credential"].public_id},
+        data=lambda w: {"action": "suspend", "reason": "Checking"},
+        needs=("credential",),
+        note="result.issue in the document's agency: no role of the world holds it there",
     ),
     # --- businesses --------------------------------------------------------------------------------
     Row("GET", "business/", PEOPLE),
@@ -1325,6 +1403,49 @@ ROWS: list[Row] = [
         params=lambda w: {"application_public_id": w.application.public_id},
         needs=("result",),
     ),
+    Row("GET", "transparency/", EVERYONE, note="the public log page"),
+    Row("GET", "/api/v1/transparency/tree-heads", EVERYONE),
+    Row(
+        "GET",
+        "/api/v1/transparency/entries",
+        EVERYONE,
+        params=lambda w: {"start": 0, "end": 1},
+        needs=("transparency",),
+    ),
+    Row("GET", "/api/v1/transparency/tree-heads/latest", EVERYONE, needs=("transparency",)),
+    Row(
+        "GET",
+        "/api/v1/transparency/proofs/consistency",
+        EVERYONE,
+        params=lambda w: {"first": 1, "second": 1},
+        needs=("transparency",),
+    ),
+    Row(
+        "GET",
+        "/api/v1/transparency/proofs/inclusion",
+        EVERYONE,
+        params=lambda w: {"position": 0},
+        needs=("transparency",),
+    ),
+    Row("GET", "/api/v1/vc/trust-list", EVERYONE),
+    Row("GET", "/api/v1/vc/status-lists/{agency}", EVERYONE, params=lambda w: {"agency": w.agency.code}),
+    Row("POST", "/api/v1/vc/verify", EVERYONE, body=lambda w: {"token": "eyJ.eyJ.x~"}),
+    Row("GET", "/api/v1/vc/credentials", SIGNED_IN, note="each gets only their own"),
+    Row(
+        "GET",
+        "/api/v1/vc/credentials/{credential_id}",
+        only(CITIZEN),
+        params=lambda w: {"credential_id": w.extra["credential"].public_id},
+        needs=("credential",),
+    ),
+    Row(
+        "POST",
+        "/api/v1/vc/credentials/{credential_id}/presentations",
+        only(CITIZEN),
+        params=lambda w: {"credential_id": w.extra["credential"].public_id},
+        body=lambda w: {"claims": ["reference"], "audience": "Bank", "lifetime": "1h"},
+        needs=("credential",),
+    ),
     Row("GET", "/api/v1/notifications", SIGNED_IN),
     Row(
         "POST",
@@ -1547,7 +1668,9 @@ def _forget_registry_entries() -> Iterator[None]:
 @pytest.mark.parametrize("row", ROWS, ids=str)
 def test_matrix(row: Row, settings: Any, tmp_path: Any) -> None:
     w = build_world()
-    if "result" in row.needs:
+    if "credential" in row.needs:
+        issue_credential(w, settings, tmp_path / "signing")
+    elif "result" in row.needs:
         issue_result(w, settings, tmp_path / "signing")
     if "exchange" in row.needs:
         w.extra.update(exchange_objects(w))
@@ -1557,6 +1680,11 @@ def test_matrix(row: Row, settings: Any, tmp_path: Any) -> None:
         w.extra.update(payment_objects(w))
     if "receipt" in row.needs:
         issue_receipt(w, settings, tmp_path / "signing")
+    if "transparency" in row.needs:
+        from civicore.transparency import services as transparency
+
+        transparency.log_append(entries=[("issued", "0" * 64)])
+        transparency.tree_head_sign_now()
     if "routing" in row.needs:
         from civicore.routing.tests.factories import make_model
 

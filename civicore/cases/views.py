@@ -96,8 +96,16 @@ def case_detail(request: HttpRequest, case_id: int) -> HttpResponse:
         "events": selectors.events(case),
         "now": timezone.now(),
         "steps": services.officer_steps(case, officer),
+        "credential": _issued_credential(application),
     }
     return render(request, "cases/detail.html", context)
+
+
+def _issued_credential(application: Any) -> Any:
+    """The issued document's credential, for the link to its status page."""
+    from civicore.vc.models import Credential
+
+    return Credential.objects.filter(document__application=application).only("public_id", "status").first()
 
 
 @login_required

@@ -149,7 +149,7 @@ OFFICER_SECRET = "MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U"  # noqa: S105 - published de
 
 # Each agency's demo officer works and decides its cases; the commune's agency admin manages
 # its officers and systems but sees no case (least privilege).
-OFFICER_ROLES = ("decider",)
+OFFICER_ROLES = ("decider", "issuer")
 ADMIN_AGENCY = "ubnd-xa-an-binh"
 # The commune police also check identity cards in person and verify accounts (level 2).
 IDENTITY_AGENCY = "cong-an-xa-an-binh"
@@ -343,6 +343,74 @@ def _sensors() -> list[DemoLogin]:
     ]
 
 
+# A birth registered for the first demo citizen, approved and issued: its signed PDF and its
+# credential are in "My documents", ready to share (for example only the child's year of birth).
+DEMO_BIRTH = {
+    "relationship_to_child": "father",
+    "child_full_name": "Nguyễn Minh Khang",
+    "child_date_of_birth": "2026-03-14",
+    "child_gender": "male",
+    "child_place_of_birth": "Trạm y tế xã An Bình, tỉnh Bình An",
+    "mother_full_name": "Trần Thị Mai",
+    "father_full_name": "Nguyễn Văn An",
+}
+
+
+def _demo_certificate_pdf() -> bytes:
+    import io
+
+    from reportlab.pdfgen import canvas
+
+    buffer = io.BytesIO()
+    pdf = canvas.Canvas(buffer)
+    pdf.drawString(72, 760, "Giay chung sinh (mau demo) - Tram y te xa An Binh")
+    pdf.showPage()
+    pdf.save()
+    return buffer.getvalue()
+
+
+def _issued_result() -> None:
+    """File, approve and issue the demo birth registration once (skipped without signing keys)."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from civicore.applications import services as applications
+    from civicore.applications.models import Application
+    from civicore.cases.services import case_approve, case_claim
+    from civicore.catalogue.models import Service
+    from civicore.credentials.services import SigningNotConfigured, result_issue
+    from civicore.vc.services import credential_issue
+
+    person = person_find_by_national_id(CITIZENS[0][2])
+    service = Service.objects.filter(code="birth-registration").select_related("agency").first()
+    if person is None or service is None:
+        return
+    officer = service.agency.officers.filter(
+        user__email=f"officer.{service.agency.code}@demo.civicore.invalid"
+    ).first()
+    if officer is None:
+        return
+    application = (
+        Application.objects.filter(applicant=person, service=service, status=Application.Status.SUBMITTED)
+        .order_by("id")
+        .first()
+    )
+    if application is None:
+        with transaction.atomic():
+            application = applications.application_start(person=person, service=service)
+            applications.document_attach(
+                application=application,
+                requirement="birth-certificate",
+                upload=SimpleUploadedFile("giay-chung-sinh.pdf", _demo_certificate_pdf(), "application/pdf"),
+            )
+            application = applications.application_submit(application=application, answers=dict(DEMO_BIRTH))
+            case_approve(case=case_claim(case=application.case, officer=officer), officer=officer)
+    try:
+        document = result_issue(application_id=application.pk)  # the existing one on a second load
+    except SigningNotConfigured:
+        return
+    credential_issue(document_id=document.pk)
+
+
 def _totp(user: User, secret: str) -> None:
     Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).delete()
     TOTP.activate(user, secret)
@@ -428,6 +496,7 @@ def load() -> list[DemoLogin]:
     logins.extend(_business())
     logins.extend(_reports())
     logins.extend(_sensors())
+    _issued_result()
 
     admin = _user("admin@demo.civicore.invalid", "Quản trị viên", staff=True)
     admin.is_superuser = True

@@ -1,4 +1,5 @@
-"""The two ways to present a document for verification: the PDF itself, or its QR code's content."""
+"""The ways to present a document for verification: the PDF itself, its QR code's content, or a
+credential or presentation (SD-JWT) pasted or uploaded."""
 
 from __future__ import annotations
 
@@ -60,3 +61,20 @@ class CodeForm(forms.Form):
                 _("This is neither a verification link nor a serial number."), code="invalid_serial"
             )
         return serial
+
+
+# A credential of a few dozen claims is a few kilobytes; a presentation less.
+MAX_TOKEN_CHARS = 64 * 1024
+
+
+class TokenForm(forms.Form):
+    token = forms.CharField(
+        label=_("A digital credential or a shared presentation"),
+        max_length=MAX_TOKEN_CHARS,
+        strip=True,
+        widget=forms.Textarea,
+        error_messages={
+            "required": _("Paste the credential or presentation to check."),
+            "max_length": _("This is too long to be a credential."),
+        },
+    )

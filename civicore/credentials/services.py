@@ -544,6 +544,104 @@ def _decided_at(application: Application) -> dt.datetime | None:
     return case.closed_at if case is not None else None
 
 
+@dataclass(frozen=True)
+class ResultRow:
+    """One line of a result: its labels, the text printed, the value it came from (a date, a
+    choice's label, a number) and the claim name a credential gives it."""
+
+    claim: str
+    label_vi: str
+    label_en: str
+    text: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class ResultFields:
+    title_vi: str
+    title_en: str
+    reference: str
+    decided_at: dt.datetime | None
+    holder_name: str
+    rows: list[ResultRow]
+
+
+_CLAIM = re.compile(r"[a-z][a-z0-9_]{0,62}")
+
+
+def _claim_name(spec: dict[str, Any], label_en: str, label_vi: str, taken: set[str]) -> str:
+    """A stable, machine-readable name for a result line: the definition's `claim`, else the
+    answer its value is (`{answers.child_name}` gives child_name), else its English label."""
+    given = spec.get("claim")
+    name = given if isinstance(given, str) else ""
+    if not _CLAIM.fullmatch(name):
+        single = _PLACEHOLDER.fullmatch(str(spec.get("value") or "").strip())
+        source = single.group(1).rpartition(".")[2] if single else (label_en or label_vi)
+        name = re.sub(r"[^a-z0-9]+", "_", source.lower()).strip("_")[:60]
+        if not name or not name[0].isalpha():
+            name = f"field_{name}" if name else "field"
+    base, number = name, 2
+    while name in taken:
+        name, number = f"{base}_{number}", number + 1
+    taken.add(name)
+    return name
+
+
+def _raw_value(template: Any, values: dict[str, Any]) -> Any:
+    single = _PLACEHOLDER.fullmatch(str(template or "").strip())
+    if single is None:
+        return None
+    head, _sep, tail = single.group(1).partition(".")
+    value = values.get(head)
+    if tail:
+        value = value.get(tail) if isinstance(value, dict) else None
+    return None if isinstance(value, dict) else value
+
+
+def result_fields(application: Application) -> ResultFields:
+    """What an approved application's result says, line by line, as its definition lays out."""
+    definition = application.service_version.definition or {}
+    result = definition.get("result") if isinstance(definition, dict) else None
+    result = result if isinstance(result, dict) else {}
+    title_vi, title_en = _bilingual(
+        result.get("title") or {"vi": application.service.name_vi, "en": application.service.name_en}
+    )
+    answers: dict[str, Any] = application.answers if isinstance(application.answers, dict) else {}
+    answers = _printable_answers(answers, definition)
+    holder_name = person_full_name(application.applicant)
+    values: dict[str, Any] = {
+        "reference": application.reference or "",
+        "decided_at": _decided_at(application),
+        "applicant": {"full_name": holder_name},
+        "answers": answers,
+    }
+    rows: list[ResultRow] = []
+    taken: set[str] = set()
+    raw_fields = result.get("fields")
+    for spec in raw_fields if isinstance(raw_fields, list) else []:
+        if not isinstance(spec, dict):
+            continue
+        label_vi, label_en = _bilingual(spec.get("label"))
+        text = render_template(spec.get("value"), values)
+        rows.append(
+            ResultRow(
+                claim=_claim_name(spec, label_en, label_vi, taken),
+                label_vi=label_vi,
+                label_en=label_en,
+                text=text,
+                value=_raw_value(spec.get("value"), values),
+            )
+        )
+    return ResultFields(
+        title_vi=title_vi,
+        title_en=title_en,
+        reference=application.reference or "",
+        decided_at=values["decided_at"],
+        holder_name=holder_name,
+        rows=rows,
+    )
+
+
 def result_issue(*, application_id: int) -> ResultDocument:
     """Issue the signed result of an approved application; returns the existing one if issued."""
     existing = ResultDocument.objects.filter(application_id=application_id).first()
@@ -560,27 +658,9 @@ def result_issue(*, application_id: int) -> ResultDocument:
         raise ResultNotReady()
 
     agency = case.agency
-    definition = application.service_version.definition or {}
-    result = definition.get("result") if isinstance(definition, dict) else None
-    result = result if isinstance(result, dict) else {}
-    title_vi, title_en = _bilingual(
-        result.get("title") or {"vi": application.service.name_vi, "en": application.service.name_en}
-    )
-    answers: dict[str, Any] = application.answers if isinstance(application.answers, dict) else {}
-    answers = _printable_answers(answers, definition)
-    values: dict[str, Any] = {
-        "reference": application.reference or "",
-        "decided_at": _decided_at(application),
-        "applicant": {"full_name": person_full_name(application.applicant)},
-        "answers": answers,
-    }
-    rows: list[tuple[str, str, str]] = []
-    raw_fields = result.get("fields")
-    for spec in raw_fields if isinstance(raw_fields, list) else []:
-        if not isinstance(spec, dict):
-            continue
-        label_vi, label_en = _bilingual(spec.get("label"))
-        rows.append((label_vi, label_en, render_template(spec.get("value"), values)))
+    fields = result_fields(application)
+    rows = [(row.label_vi, row.label_en, row.text) for row in fields.rows]
+    title_vi, title_en = fields.title_vi, fields.title_en
 
     serial = uuid.uuid4()
     issued_at = timezone.now()

@@ -18,8 +18,11 @@ def issue(application_id: int) -> None:
     sends the notification it missed.
     """
     from civicore.notify.services import notification_send
+    from civicore.vc.services import credential_issue
 
     document = result_issue(application_id=application_id)
+    # The credential beside the PDF: issued once, appended to the transparency log with it.
+    credential_issue(document_id=document.pk)
     application = document.application
     user = application.applicant.user
     with translation.override(user.preferred_language or "vi"):
@@ -29,7 +32,8 @@ def issue(application_id: int) -> None:
             body=_(
                 "The signed result of your application %(reference)s has been issued. "
                 "You can download it from your applications; anyone you show it to can check it "
-                "at the verification page or by scanning its QR code."
+                "at the verification page or by scanning its QR code. It is also in My documents, "
+                "where you can share only the parts you choose."
             )
             % {"reference": application.reference or ""},
             link=reverse("results:download", kwargs={"public_id": application.public_id}),

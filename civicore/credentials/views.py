@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 import uuid
+from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -10,11 +13,12 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
+from django.utils import translation
 from django.views.decorators.http import require_GET, require_http_methods
 
 from civicore.core.errors import NotFound, PermissionDenied
 from civicore.core.files import private_file_response
-from civicore.credentials.forms import CodeForm, UploadForm
+from civicore.credentials.forms import MAX_TOKEN_CHARS, CodeForm, TokenForm, UploadForm
 from civicore.credentials.models import ResultDocument
 from civicore.credentials.selectors import (
     FeeUnpaid,
@@ -23,6 +27,7 @@ from civicore.credentials.selectors import (
     document_verify,
     result_for_download,
 )
+from civicore.vc import selectors as vc_selectors
 
 
 def _page(
@@ -31,12 +36,16 @@ def _page(
     result: Verification | None = None,
     upload_form: UploadForm | None = None,
     code_form: CodeForm | None = None,
+    token_form: TokenForm | None = None,
+    credential: dict[str, Any] | None = None,
     status: int = 200,
 ) -> HttpResponse:
     context = {
         "result": result,
+        "credential": credential,
         "upload_form": upload_form or UploadForm(),
         "code_form": code_form or CodeForm(),
+        "token_form": token_form or TokenForm(),
     }
     return render(request, "credentials/verify.html", context, status=status)
 
@@ -45,7 +54,17 @@ def _page(
 def verify(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
         return _page(request)
+    if "token" in request.POST:
+        token_form = TokenForm(request.POST)
+        if not token_form.is_valid():
+            return _page(request, token_form=token_form, status=400)
+        return _page(
+            request, credential=_credential_result(token_form.cleaned_data["token"]), token_form=token_form
+        )
     if "code" in request.POST:
+        shared = _SHARED_LINK.search(request.POST.get("code", "")[:500])
+        if shared:
+            return redirect("vc:shared", public_id=shared.group(1))
         code_form = CodeForm(request.POST)
         if not code_form.is_valid():
             return _page(request, code_form=code_form, status=400)
@@ -55,8 +74,39 @@ def verify(request: HttpRequest) -> HttpResponse:
     upload_form = UploadForm(request.POST, request.FILES)
     if not upload_form.is_valid():
         return _page(request, upload_form=upload_form, status=400)
-    upload = upload_form.cleaned_data["file"]
-    return _page(request, result=document_verify(pdf=upload.read()))
+    data = upload_form.cleaned_data["file"].read()
+    if b"%PDF" not in data[:1024] and len(data) <= MAX_TOKEN_CHARS:
+        text = data.decode("utf-8", errors="replace").strip()
+        if vc_selectors.looks_like_sd_jwt(text):
+            return _page(request, credential=_credential_result(text))
+    return _page(request, result=document_verify(pdf=data))
+
+
+_SHARED_LINK = re.compile(r"^\s*https?://[^/\s]+/shared/([A-Za-z0-9_-]{8,32})/?\s*$")
+
+
+def _credential_result(token: str) -> dict[str, Any]:
+    """A credential or presentation checked against the trust list and status lists. A
+    presentation made for a shared link is checked as that link's (its audience and nonce)."""
+    from civicore.vc import services as vc_services
+    from civicore.vc.models import Presentation
+
+    nonce = vc_selectors.presentation_nonce(token)
+    presentation = Presentation.objects.filter(public_id=nonce).first() if nonce else None
+    if presentation is not None and presentation.token == token:
+        verdict = vc_selectors.verify(
+            token, audience=vc_services.presentation_url(presentation), nonce=presentation.public_id
+        )
+    else:
+        verdict = vc_selectors.verify(token)
+    labels = presentation.credential.labels if presentation is not None else {}
+    return {
+        "verdict": verdict,
+        "message": vc_selectors.VERDICT_TEXT.get(verdict.status, verdict.status),
+        "issuer_name": (verdict.issuer_name or {}).get("en" if translation.get_language() == "en" else "vi"),
+        "issued_at": dt.datetime.fromtimestamp(verdict.issued_at, tz=dt.UTC) if verdict.issued_at else None,
+        "rows": vc_selectors.disclosed_rows(vc_selectors.shown_claims(verdict), labels) if verdict.ok else [],
+    }
 
 
 @require_GET

@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "civicore.sensors",
     "civicore.payments",
     "civicore.transparency",
+    "civicore.vc",
     "civicore.portal",
 ]
 
@@ -246,6 +247,10 @@ SENSOR_BROKER = env_str(
 # The shared-subscription group the ingest processes join, and how they batch writes.
 SENSOR_SHARE_GROUP = env_str("SENSOR_SHARE_GROUP", "civicore-ingest")
 SENSOR_BATCH_MAX = env_int("SENSOR_BATCH_MAX", 5000)
+
+# Transparency log: a signed tree head every few seconds while the log grows, hourly otherwise.
+TRANSPARENCY_TREE_HEAD_SECONDS = env_int("TRANSPARENCY_TREE_HEAD_SECONDS", 5)
+TRANSPARENCY_TREE_HEAD_MAX_AGE_SECONDS = env_int("TRANSPARENCY_TREE_HEAD_MAX_AGE_SECONDS", 3600)
 SENSOR_BATCH_MS = env_int("SENSOR_BATCH_MS", 50)
 SENSOR_MAX_PAYLOAD_BYTES = env_int("SENSOR_MAX_PAYLOAD_BYTES", 64 * 1024)
 

@@ -48,6 +48,10 @@ CSRF_EXEMPT: dict[str, str] = {
     "api/v1/credentials/verify": (
         "Checking a document's signature: anonymous, reads no cookie, changes nothing."
     ),
+    "api/v1/vc/verify": (
+        "Checking a credential or presentation: anonymous, reads no cookie; it only notes that a "
+        "shared presentation was checked."
+    ),
     "oauth/token": (
         "OAuth token endpoint: the client authenticates with a private_key_jwt assertion and the "
         "code's PKCE verifier; no cookie is read."
@@ -95,6 +99,10 @@ CSRF_PROTECTED: dict[str, str] = {
     "office/systems/<slug:client_id>/": "edit an agency system",
     "office/officers/*": "manage officers, teams and roles",
     "office/verify-identity/": "raise a citizen to assurance level 2 after an in-person check",
+    "my-documents/<uuid:public_id>/": "share part of one's document as a link",
+    "api/v1/vc/credentials/<credential_id>/presentations": "share part of a credential (session/bearer)",
+    "my-documents/shared/<str:public_id>/withdraw": "withdraw a shared link",
+    "office/documents/<uuid:public_id>/status": "suspend, revoke or reinstate a document (result.issue)",
     "office/deliveries/replay-dead/": "replay dead deliveries",
     "office/deliveries/<int:delivery_id>/replay/": "replay a delivery",
     "office/cases/<int:case_id>/<slug:action>/": "case actions",
