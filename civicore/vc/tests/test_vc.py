@@ -467,3 +467,28 @@ def test_the_demo_gives_its_first_citizen_a_birth_credential_once(signing_dir: P
     assert verdict.ok
     assert verdict.claims["result"]["child_date_of_birth"] == {"date": "2026-03-14", "year": 2026}
     assert Application.objects.filter(applicant=credential.person).exclude(status="draft").count() == 1
+
+
+def test_the_wallet_links_each_credential_to_its_proof_in_the_log(signing_dir: Path) -> None:
+    from civicore.transparency import merkle
+    from civicore.transparency.services import tree_head_sign_now
+
+    credential = issued(signing_dir)
+    tree_head_sign_now()
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    client.force_login(credential.person.user)
+    page = client.get(f"/my-documents/{credential.public_id}/").content.decode()
+    link = f"/api/v1/transparency/proofs/inclusion?hash={credential.sha256}"
+    assert link in page
+    answer = Client().get(link).json()
+    assert answer["entry"]["document_hash"] == credential.sha256
+    head = Client().get("/api/v1/transparency/tree-heads/latest").json()
+    import base64
+
+    assert merkle.verify_inclusion(
+        base64.b64decode(answer["entry"]["leaf_hash"]),
+        answer["entry"]["position"],
+        answer["size"],
+        [base64.b64decode(p) for p in answer["proof"]],
+        base64.b64decode(head["root"]),
+    )
