@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 ENVFILE := $(CIVICORE_VAR_DIR)/secrets.env
 WITH_ENV := set -a && source $(ENVFILE) && set +a &&
 
-.PHONY: demo install install-dev test lint bench bench-fanout bench-tokens bench-routing bench-sensors bench-payments bench-verify soak chromium mosquitto clean
+.PHONY: demo install install-dev test lint bench bench-fanout bench-tokens bench-routing bench-sensors bench-payments bench-verify soak chromium mosquitto poppler clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,7 +47,11 @@ mosquitto:
 chromium:
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
-test: install-dev chromium mosquitto
+# Poppler's pdfsig checks result PDFs' signatures independently of pyHanko; installed once if missing.
+poppler:
+	@command -v pdfsig >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils >/dev/null)
+
+test: install-dev chromium mosquitto poppler
 	$(BIN)/pytest
 
 lint: install-dev

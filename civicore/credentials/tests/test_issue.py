@@ -121,3 +121,28 @@ def test_missing_signing_keys_are_reported(tmp_path: Path, settings) -> None:  #
     with pytest.raises(SigningNotConfigured):
         result_issue(application_id=make_application().pk)
     assert not ResultDocument.objects.exists()
+
+
+def test_poppler_pdfsig_finds_the_signature_valid_and_a_changed_byte_invalid(
+    signing_dir: Path, tmp_path: Path
+) -> None:
+    """An implementation nobody here wrote checks the signature's integrity (the chain to our own
+    root is pyHanko's check above: pdfsig trusts only its NSS store)."""
+    import shutil
+    import subprocess
+
+    from civicore.credentials.tests.helpers import flip_byte_in_signed_range
+
+    pdfsig = shutil.which("pdfsig")
+    if pdfsig is None:
+        pytest.fail("poppler-utils is required: make poppler")
+    data = result_issue(application_id=make_application().pk).file.read()
+    signed = tmp_path / "result.pdf"
+    signed.write_bytes(data)
+    out = subprocess.run([pdfsig, str(signed)], capture_output=True, text=True, check=False).stdout  # noqa: S603
+    assert "Signature Validation: Signature is Valid." in out, out
+    assert "Civicore Document Signing" in out and "Total document signed" in out
+    changed = tmp_path / "changed.pdf"
+    changed.write_bytes(flip_byte_in_signed_range(data))
+    out = subprocess.run([pdfsig, str(changed)], capture_output=True, text=True, check=False).stdout  # noqa: S603
+    assert "Signature is Valid." not in out, out
