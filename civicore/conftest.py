@@ -37,6 +37,20 @@ def _fresh_data_key() -> None:
 
 
 @pytest.fixture(autouse=True)
+def _fresh_key_caches() -> Any:
+    """The platform's JWKS, the credential trust list and status lists are cached per process.
+    A test that reads them before any key exists must not leave an empty set to the next one."""
+    from civicore.core import jose
+    from civicore.vc import keys, services
+
+    for forget in (jose.reset_cache, keys.reset_cache, services.forget_status_lists):
+        forget()
+    yield
+    for forget in (jose.reset_cache, keys.reset_cache, services.forget_status_lists):
+        forget()
+
+
+@pytest.fixture(autouse=True)
 def _fresh_service_cache() -> Any:
     """Each test loads its own services; none may see another test's cached ones."""
     from civicore.catalogue.selectors import forget_cached_services

@@ -15,6 +15,7 @@ import logging
 import re
 import uuid
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal, Protocol
 
 from cryptography import x509
@@ -29,7 +30,7 @@ from civicore.applications.models import Application
 from civicore.audit.services import record
 from civicore.core.errors import Conflict, NotFound, PermissionDenied
 from civicore.credentials.models import ResultDocument
-from civicore.credentials.services import CA_CERT, SERIAL_MARKER
+from civicore.credentials.services import CA_CERT, SERIAL_MARKER, outside_event_loop
 from civicore.payments import selectors as payment_selectors
 
 logger = logging.getLogger(__name__)
@@ -208,7 +209,7 @@ def _check_signatures(
         try:
             # Anything appended after signing already fails the whole-file test, so the
             # (slow, attacker-controlled) difference analysis is skipped.
-            status = validate_pdf_signature(embedded, context, skip_diff=True)
+            status = outside_event_loop(partial(validate_pdf_signature, embedded, context, skip_diff=True))
         except Exception as exc:  # a broken signature of ours is a tampered document, not a crash
             logger.info("signature validation failed: %s", exc)
             checks.append(_SignatureCheck(ours=True, intact_whole_file=False))

@@ -7,6 +7,7 @@ with the SHA-256 of the exact bytes handed out, so verification can compare agai
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import io
@@ -14,6 +15,7 @@ import os
 import re
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -485,8 +487,23 @@ def _sign_pdf(pdf: bytes, *, agency_name: str, reason: str) -> bytes:
         name=agency_name,
     )
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
-    output = signers.sign_pdf(writer, meta, signer=signer)
+    output = outside_event_loop(lambda: signers.sign_pdf(writer, meta, signer=signer))
     return bytes(output.getvalue())
+
+
+_Result = TypeVar("_Result")
+
+
+def outside_event_loop(call: Callable[[], _Result]) -> _Result:
+    """pyHanko's synchronous API starts its own asyncio loop, which fails inside a thread that
+    already runs one (an async caller, or a browser driver's loop). There, run it on a thread
+    of its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return call()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(call).result()
 
 
 def signed_document(content: DocumentContent, *, reason: str = RESULT_REASON) -> bytes:

@@ -56,6 +56,11 @@ _PRINTED_DATE = re.compile(r"(\d{2})/(\d{2})/(\d{4})")
 _status_cache: dict[int, tuple[float, str]] = {}
 
 
+def forget_status_lists() -> None:
+    """Drop this process's cached status list tokens (tests)."""
+    _status_cache.clear()
+
+
 def vct(service_code: str) -> str:
     """The credential type of a service's results."""
     return f"{settings.SITE_URL}/credentials/types/{service_code}"

@@ -174,6 +174,8 @@ def test_the_public_page_shows_the_latest_head_entries_and_how_to_witness(
 
 
 def test_the_public_page_before_anything_is_logged(client: Client, db: Any) -> None:
-    page = client.get("/transparency/")
+    page = client.get("/transparency/")  # Vietnamese by default
     assert page.status_code == 200
-    assert "No tree head has been signed yet." in page.content.decode()
+    assert "Chưa có đầu cây nào được ký." in page.content.decode()
+    english = client.get("/transparency/", HTTP_ACCEPT_LANGUAGE="en")
+    assert "No tree head has been signed yet." in english.content.decode()
