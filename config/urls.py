@@ -45,5 +45,6 @@ urlpatterns = [
     path("", include("civicore.sensors.urls")),  # /office/sensors/
     path("", include("civicore.sensors.urls_public")),  # /environment/
     path("open311/v2/", include("civicore.open311.urls")),  # Open311 GeoReport v2
+    path("", include("civicore.opendata.urls")),  # /data/, CKAN's /api/3/action/
     path("", include("civicore.portal.urls")),
 ]

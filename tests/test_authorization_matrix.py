@@ -1403,6 +1403,29 @@ ROWS: list[Row] = [
         params=lambda w: {"application_public_id": w.application.public_id},
         needs=("result",),
     ),
+    # --- Open data: public pages and CKAN's read-only Action API --------------------------------------
+    Row("GET", "data/", EVERYONE, note="the public open data catalogue"),
+    Row("GET", "data/catalog.jsonld", EVERYONE),
+    Row("GET", "data/<slug:name>/", EVERYONE, params=lambda w: {"name": "sample"}, needs=("opendata",)),
+    Row("GET", "data/<slug:name>.jsonld", EVERYONE, params=lambda w: {"name": "sample"}, needs=("opendata",)),
+    Row(
+        "GET",
+        "data/<slug:name>/<uuid:resource_id>.<str:fmt>",
+        EVERYONE,
+        params=lambda w: {"name": "sample", "resource_id": w.extra["resource"].id, "fmt": "csv"},
+        needs=("opendata",),
+    ),
+    Row("GET", "api/3", EVERYONE),
+    Row("GET", "api/3/action/<str:name>", EVERYONE, params=lambda w: {"name": "package_list"}),
+    Row(
+        "POST",
+        "api/3/action/<str:name>",
+        EVERYONE,
+        params=lambda w: {"name": "package_list"},
+        note="read-only actions; CKAN clients POST their parameters as JSON",
+    ),
+    Row("GET", "api/action/<str:name>", EVERYONE, params=lambda w: {"name": "status_show"}),
+    Row("POST", "api/action/<str:name>", EVERYONE, params=lambda w: {"name": "status_show"}),
     Row("GET", "transparency/", EVERYONE, note="the public log page"),
     Row("GET", "/api/v1/transparency/tree-heads", EVERYONE),
     Row(
@@ -1632,7 +1655,7 @@ def outcome(response: Any) -> str:
         return "refused"
     if status == 400 and response.get("Content-Type", "").startswith("application/json"):
         error = response.json().get("error") if isinstance(response.json(), dict) else None
-        if error in OAUTH_REFUSALS:
+        if isinstance(error, str) and error in OAUTH_REFUSALS:
             return "refused"
     if 300 <= status < 400:
         location = response.get("Location", "")
@@ -1685,6 +1708,10 @@ def test_matrix(row: Row, settings: Any, tmp_path: Any) -> None:
 
         transparency.log_append(entries=[("issued", "0" * 64)])
         transparency.tree_head_sign_now()
+    if "opendata" in row.needs:
+        from civicore.opendata.tests.factories import make_resource
+
+        w.extra["resource"] = make_resource(rows=3)
     if "routing" in row.needs:
         from civicore.routing.tests.factories import make_model
 

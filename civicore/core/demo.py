@@ -439,6 +439,13 @@ def _profile(person: Person, entries: list[tuple[str, dict[str, object]]]) -> No
             profile_items_record(person=person, values=dict(values), agency=Agency.objects.get(code=source))
 
 
+def _open_data() -> None:
+    """The open datasets, from the demo's own services, applications, reports and sensors."""
+    from civicore.opendata.services import datasets_refresh
+
+    datasets_refresh()
+
+
 @transaction.atomic
 def load() -> list[DemoLogin]:
     catalogue.agencies_load()
@@ -497,6 +504,7 @@ def load() -> list[DemoLogin]:
     logins.extend(_reports())
     logins.extend(_sensors())
     _issued_result()
+    _open_data()
 
     admin = _user("admin@demo.civicore.invalid", "Quản trị viên", staff=True)
     admin.is_superuser = True

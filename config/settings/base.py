@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "civicore.payments",
     "civicore.transparency",
     "civicore.vc",
+    "civicore.opendata",
     "civicore.portal",
 ]
 

@@ -33,6 +33,11 @@ REFUSED_MARK = "X-Test-CSRF-Refused"
 # Taken without a CSRF token, because nothing there authenticates with the browser's cookies.
 # Keys are routes as Django writes them (config/urls.py and the apps' urls.py); "prefix*" for many.
 CSRF_EXEMPT: dict[str, str] = {
+    "api/3/action/<str:name>": (
+        "CKAN's Action API (civicore.opendata.ckan): read-only actions over public open data; "
+        "no cookie or session is read and nothing is written."
+    ),
+    "api/action/<str:name>": "The same CKAN Action API at its unversioned address.",
     "api/v1/exchange/profile-updates": (
         "Agency systems: the body is a JWS signed with the application's registered key "
         "(civicore.registry); no cookie or session is read."
