@@ -180,7 +180,7 @@ def resource_show(params: dict[str, Any]) -> Any:
 
 
 def datastore_search(params: dict[str, Any]) -> Any:
-    resource = selectors.resource_get(_text(params, "resource_id", required=True) or params.get("id"))
+    resource = selectors.resource_get(_text(params, "resource_id", required=True))
     if resource is None:
         raise NotFoundError(f'Not found: Resource "{str(params.get("resource_id"))[:100]}" was not found.')
     unknown = set(params) - {

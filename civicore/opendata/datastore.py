@@ -13,7 +13,7 @@ import datetime as dt
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection, transaction
@@ -152,7 +152,6 @@ class Query:
     sort: Any = None
     fields: Any = None
     include_total: Any = True
-    errors: dict[str, list[str]] = field(default_factory=dict)
 
 
 def _all_fields(resource: Resource) -> list[Field]:
