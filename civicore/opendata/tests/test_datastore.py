@@ -3,10 +3,12 @@ every kind of bad or hostile parameter refused with the parameter named."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from civicore.opendata import datastore
 from civicore.opendata.datastore import DatastoreError, Query
@@ -142,3 +144,18 @@ def test_replacing_rows_leaves_only_the_new_ones_and_rows_streams_them_all() -> 
     big = make_resource(rows=12_345, name="big")
     streamed = list(datastore.rows(big, batch=1000))
     assert len(streamed) == 12_345 and streamed[-1][2] == 12_345
+
+
+def test_a_filtered_total_is_counted_once_per_version_of_the_rows() -> None:
+    resource = make_resource(rows=120)
+    filters = {"district": "Ba Đình"}
+    assert search(resource, filters=filters)["total"] == 30
+    # The same search again: the rows only, the total comes from the cache.
+    with CaptureQueriesContext(connection) as captured:
+        assert search(resource, filters=filters)["total"] == 30
+    assert [q for q in captured.captured_queries if "SELECT COUNT(*) FROM" in q["sql"]] == []
+    # New rows (a regeneration moves modified_at): counted afresh.
+    resource.row_count = datastore.replace_rows(resource, FIELDS, (row(n) for n in range(1, 41)))
+    resource.modified_at = resource.modified_at + dt.timedelta(seconds=1)
+    resource.save()
+    assert search(resource, filters=filters)["total"] == 10
