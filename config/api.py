@@ -134,6 +134,9 @@ def _mount() -> None:
     api.add_router("/payments", "civicore.payments.api.router")
     api.add_router("/transparency", "civicore.transparency.api.router")
     api.add_router("/vc", "civicore.vc.api.router")
+    api.add_router("/insights", "civicore.insights.api.router")
+    api.add_router("/feedback", "civicore.feedback.api.router")
+    api.add_router("/consultations", "civicore.consultations.api.router")
 
 
 _mount()

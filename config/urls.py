@@ -46,5 +46,9 @@ urlpatterns = [
     path("", include("civicore.sensors.urls_public")),  # /environment/
     path("open311/v2/", include("civicore.open311.urls")),  # Open311 GeoReport v2
     path("", include("civicore.opendata.urls")),  # /data/, CKAN's /api/3/action/
+    path("", include("civicore.core.urls")),  # /metrics
+    path("", include("civicore.insights.urls")),  # /performance/, /office/performance/
+    path("", include("civicore.feedback.urls")),  # /feedback/, /office/feedback/
+    path("", include("civicore.consultations.urls")),  # /consultations/, /office/consultations/
     path("", include("civicore.portal.urls")),
 ]

@@ -202,6 +202,8 @@ def build_world() -> World:
                 "ai_steward",
                 "sensor_engineer",
                 "payments_officer",
+                "agency_head",
+                "consultation_manager",
             ),
         ),
         REPORT_HANDLER: make_officer(agency, roles=("report_handler",)),
@@ -1415,6 +1417,14 @@ ROWS: list[Row] = [
         params=lambda w: {"name": "sample", "resource_id": w.extra["resource"].id, "fmt": "csv"},
         needs=("opendata",),
     ),
+    # --- Service performance (civicore.insights) ---------------------------------------------------
+    # (insights rows end)
+    # --- Citizen feedback (civicore.feedback) ---------------------------------------------------------
+    # (feedback rows end)
+    # --- Consultations (civicore.consultations) ------------------------------------------------------
+    # (consultations rows end)
+    # --- Operations telemetry ------------------------------------------------------------------------
+    # (telemetry rows end)
     Row("GET", "api/3", EVERYONE),
     Row("GET", "api/3/action/<str:name>", EVERYONE, params=lambda w: {"name": "package_list"}),
     Row(
@@ -1688,6 +1698,12 @@ def _forget_registry_entries() -> Iterator[None]:
     FileBusinessRegistry.forget_added()
 
 
+# Objects a row `needs`, by name: each builder returns entries for `w.extra`.
+NEED_BUILDERS: dict[str, Callable[[World], dict[str, Any]]] = {
+    # (need builders end)
+}
+
+
 @pytest.mark.parametrize("row", ROWS, ids=str)
 def test_matrix(row: Row, settings: Any, tmp_path: Any) -> None:
     w = build_world()
@@ -1712,6 +1728,9 @@ def test_matrix(row: Row, settings: Any, tmp_path: Any) -> None:
         from civicore.opendata.tests.factories import make_resource
 
         w.extra["resource"] = make_resource(rows=3)
+    for need in row.needs:
+        if need in NEED_BUILDERS:
+            w.extra.update(NEED_BUILDERS[need](w))
     if "routing" in row.needs:
         from civicore.routing.tests.factories import make_model
 

@@ -34,6 +34,10 @@ SENSOR_OPERATE = "sensor.operate"
 SENSOR_MANAGE = "sensor.manage"
 PAYMENT_VIEW = "payment.view"
 PAYMENT_REFUND = "payment.refund"
+FEEDBACK_VIEW = "feedback.view"
+PERFORMANCE_VIEW = "performance.view"
+CONSULTATION_MANAGE = "consultation.manage"
+CONSULTATION_MODERATE = "consultation.moderate"
 
 PERMISSIONS: dict[str, Promise] = {
     CASE_VIEW: gettext_lazy("View and work on the agency's cases"),
@@ -49,6 +53,10 @@ PERMISSIONS: dict[str, Promise] = {
     SENSOR_MANAGE: gettext_lazy("Register and provision the agency's devices and edit its sensor rules"),
     PAYMENT_VIEW: gettext_lazy("See the agency's payments and reconcile bank statements"),
     PAYMENT_REFUND: gettext_lazy("Refund the agency's payments"),
+    FEEDBACK_VIEW: gettext_lazy("Read citizens' ratings and comments on the agency's services"),
+    PERFORMANCE_VIEW: gettext_lazy("See the agency's performance scorecards and dashboards"),
+    CONSULTATION_MANAGE: gettext_lazy("Open the agency's consultations and publish official responses"),
+    CONSULTATION_MODERATE: gettext_lazy("Moderate ideas and comments in the agency's consultations"),
 }
 
 
@@ -81,6 +89,15 @@ ROLES: dict[str, Role] = {
         _role("sensor_engineer", gettext_lazy("Sensor engineer"), SENSOR_OPERATE, SENSOR_MANAGE),
         _role("cashier", gettext_lazy("Cashier"), PAYMENT_VIEW),
         _role("payments_officer", gettext_lazy("Payments officer"), PAYMENT_VIEW, PAYMENT_REFUND),
+        _role("service_quality", gettext_lazy("Service quality officer"), FEEDBACK_VIEW),
+        _role("agency_head", gettext_lazy("Agency head"), PERFORMANCE_VIEW, FEEDBACK_VIEW),
+        _role(
+            "consultation_manager",
+            gettext_lazy("Consultation manager"),
+            CONSULTATION_MANAGE,
+            CONSULTATION_MODERATE,
+        ),
+        _role("moderator", gettext_lazy("Moderator"), CONSULTATION_MODERATE),
     )
 }
 

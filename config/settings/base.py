@@ -57,6 +57,9 @@ INSTALLED_APPS = [
     "civicore.transparency",
     "civicore.vc",
     "civicore.opendata",
+    "civicore.insights",
+    "civicore.feedback",
+    "civicore.consultations",
     "civicore.portal",
 ]
 
