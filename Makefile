@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 ENVFILE := $(CIVICORE_VAR_DIR)/secrets.env
 WITH_ENV := set -a && source $(ENVFILE) && set +a &&
 
-.PHONY: demo install install-dev test lint bench bench-fanout bench-tokens bench-routing bench-sensors bench-payments bench-verify soak chromium mosquitto poppler clean
+.PHONY: demo install install-dev test lint bench bench-fanout bench-tokens bench-routing bench-sensors bench-payments bench-verify bench-insights soak chromium mosquitto poppler clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,7 @@ bench: install-dev
 	$(BIN)/python bench/sensors.py
 	$(BIN)/python bench/payments.py
 	$(BIN)/python bench/verify.py
+	$(BIN)/python bench/insights.py
 
 bench-fanout: install-dev
 	$(BIN)/python bench/fanout.py
@@ -96,6 +97,11 @@ clean:
 # reading the file alone and a raw insert, on PostgreSQL.
 bench-verify: install-dev
 	$(BIN)/python bench/verify.py
+
+# Scorecards over 1,000,000 applications and datastore_search over a 1,000,000-row resource,
+# beside /healthz, on PostgreSQL.
+bench-insights: install-dev
+	$(BIN)/python bench/insights.py
 
 bench-payments: install-dev
 	$(BIN)/python bench/payments.py

@@ -1418,6 +1418,24 @@ ROWS: list[Row] = [
         needs=("opendata",),
     ),
     # --- Service performance (civicore.insights) ---------------------------------------------------
+    Row("GET", "performance/", EVERYONE, note="the public platform scorecard"),
+    Row("GET", "performance/<slug:code>/", EVERYONE, params=lambda w: {"code": w.service.code}),
+    Row("GET", "office/performance/", only(OTHER_AGENCY), note="performance.view: their own agency's"),
+    Row(
+        "POST",
+        "office/performance/offline/",
+        only(OTHER_AGENCY),
+        data=lambda w: {"service": w.extra["insights_service"].code, "month": "2026-01", "count": "1"},
+        needs=("insights",),
+    ),
+    Row("GET", "/api/v1/insights/scorecard", EVERYONE, note="platform and service scopes are public"),
+    Row(
+        "PUT",
+        "/api/v1/insights/offline-volumes",
+        only(OTHER_AGENCY),
+        body=lambda w: {"service": w.extra["insights_service"].code, "month": "2026-01", "count": 1},
+        needs=("insights",),
+    ),
     # (insights rows end)
     # --- Citizen feedback (civicore.feedback) ---------------------------------------------------------
     # (feedback rows end)
@@ -1700,6 +1718,11 @@ def _forget_registry_entries() -> Iterator[None]:
 
 # Objects a row `needs`, by name: each builder returns entries for `w.extra`.
 NEED_BUILDERS: dict[str, Callable[[World], dict[str, Any]]] = {
+    "insights": lambda w: {
+        "insights_service": __import__(
+            "civicore.applications.tests.factories", fromlist=["make_service"]
+        ).make_service(w.officers[OTHER_AGENCY].agency)
+    },
     # (need builders end)
 }
 

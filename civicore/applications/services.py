@@ -38,6 +38,7 @@ from civicore.core.gateways import malware_scanner
 from civicore.core.models import IdempotencyRecord
 from civicore.identity.models import Person
 from civicore.identity.selectors import profile_items_with_keys
+from civicore.insights import events as insights
 from civicore.notify.models import Notification
 from civicore.organisations import selectors as organisation_selectors
 from civicore.organisations.models import Organisation
@@ -153,6 +154,7 @@ def application_start(
         service_version=version,
         **_consented_prefill(person, version.definition, use_profile),
     )
+    insights.application_started(application)
     audit.record(
         actor=person.user,
         action="application.start",
@@ -186,8 +188,10 @@ def _merge(application: Application, raw: dict[str, Any]) -> dict[str, Any]:
 def application_save_draft(*, application: Application, answers: dict[str, Any]) -> Application:
     application = Application.objects.select_for_update().get(pk=application.pk)
     _editable(application)
+    had_answers = insights.typed_answers(application.answers, application.prefill)
     application.answers = _merge(application, answers)
     application.save(update_fields=["answers", "updated_at"])
+    insights.answers_saved(application, had_answers=had_answers)
     return application
 
 
@@ -238,6 +242,7 @@ def document_attach(
     spec = _requirement(application, requirement)
     data, mime = _check_upload(spec, upload)
     if during == "application":
+        insights.document_first_attached(application)
         application.documents.filter(requirement=requirement).delete()
     name = (upload.name or "document").replace("/", "_").replace("\\", "_")[-200:]
     document = ApplicationDocument(
@@ -391,6 +396,7 @@ def _write_at_once(
             )
         )
         condition = "EXISTS (SELECT 1 FROM claim)"
+    before.append(insights.filing_cte(application, only_if=condition))
     if not submit:
         started = audit.entry(
             actor=person.user,
@@ -468,6 +474,7 @@ def application_submit(
         filer = actor or application.applicant
         _require_file_grant(filer, application.organisation, application.service)
         application.filed_by = filer
+    had_answers = insights.typed_answers(application.answers, application.prefill)
     if answers is not None:
         application.answers = _merge(application, answers)
     _check_complete(application, set(application.documents.values_list("requirement", flat=True)))
@@ -476,6 +483,7 @@ def application_submit(
     application.submitted_at = timezone.now()
     application.save()
     _file(application)
+    insights.application_submitted(application, saved_now=not had_answers)
     return application
 
 
@@ -549,6 +557,7 @@ def _write_in_steps(
     person = application.applicant
     if key and not _claim_idempotency_key(person, key, application.public_id, scope):
         return False
+    insights.application_filed(application)
     if submit:
         application.reference = _next_reference(application.service)
         _file(application)

@@ -22,6 +22,7 @@ from civicore.cases.models import Case, CaseEvent
 from civicore.core import jobs
 from civicore.core.errors import Conflict, PermissionDenied, ValidationFailed
 from civicore.core.workdays import add_working_days, working_days_between
+from civicore.insights import events as insights
 from civicore.payments import selectors as payment_selectors
 
 MAX_MESSAGE = 4000
@@ -251,6 +252,7 @@ def case_approve(*, case: Case, officer: Officer, reason: str = "") -> Case:
     case.closed_at = timezone.now()
     _move(case, transition, actor=officer.user, kind=CaseEvent.Kind.APPROVED, message=case.decision_reason)
     case.save(update_fields=["state", "decision_reason", "closed_at"])
+    insights.case_decided(case)
     jobs.enqueue("credentials.issue", application_id=case.application_id)
     _notify_applicant(
         case,
@@ -268,6 +270,7 @@ def case_reject(*, case: Case, officer: Officer, reason: str) -> Case:
     case.closed_at = timezone.now()
     _move(case, transition, actor=officer.user, kind=CaseEvent.Kind.REJECTED, message=case.decision_reason)
     case.save(update_fields=["state", "decision_reason", "closed_at"])
+    insights.case_decided(case)
     # A fee already paid for a rejected application is proposed for refund to the agency's cashiers.
     jobs.enqueue("payments.propose_refund", application_id=case.application_id, reason=case.decision_reason)
     _notify_applicant(

@@ -35,6 +35,7 @@ from civicore.applications.models import Application
 from civicore.audit.services import record
 from civicore.core.errors import ApplicationError, Conflict, NotFound
 from civicore.credentials.models import ResultDocument
+from civicore.insights import events as insights
 
 CA_CERT = "ca.pem"
 CA_KEY = "ca.key"
@@ -527,13 +528,15 @@ def signed_document_store(
     agency: Any,
     details: dict[str, Any],
     issued_meanwhile: Callable[[], _Stored | None],
+    also: Callable[[], None] | None = None,
 ) -> _Stored:
     """Register a signed PDF: its file in private storage, then its row (with the SHA-256 of
     the exact bytes, for /verify) and an audit entry, committed together.
 
     `entry` is an unsaved register row with `serial`, `file` and `sha256` fields and a unique
     constraint that allows one document per subject. When another worker registered one
-    meanwhile, that row (`issued_meanwhile()`) is returned and this file removed.
+    meanwhile, that row (`issued_meanwhile()`) is returned and this file removed. `also` runs in
+    the same transaction, once the row is written (a count for the scorecards).
     """
     row: Any = entry
     row.sha256 = hashlib.sha256(signed).hexdigest()
@@ -542,6 +545,8 @@ def signed_document_store(
         with transaction.atomic():
             row.save()
             record(actor=None, action=action, subject=row, person=person, agency=agency, details=details)
+            if also is not None:
+                also()
     except IntegrityError:
         row.file.delete(save=False)
         winner = issued_meanwhile()
@@ -707,4 +712,5 @@ def result_issue(*, application_id: int) -> ResultDocument:
         agency=agency,
         details={"serial": str(serial), "reference": application.reference},
         issued_meanwhile=lambda: ResultDocument.objects.filter(application_id=application_id).first(),
+        also=lambda: insights.result_issued(application),
     )

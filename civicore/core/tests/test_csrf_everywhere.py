@@ -95,6 +95,8 @@ CSRF_PROTECTED: dict[str, str] = {
     "api/v1/applications/<application_id>/respond": "answer a request for information",
     "api/v1/cases/<case_id>/<action>": "case actions",
     "api/v1/notifications/<notification_id>/read": "mark a notification read",
+    "api/v1/insights/offline-volumes": "report a service's offline transactions (performance.view)",
+    "office/performance/offline/": "report a service's offline transactions (performance.view)",
     "applications/start/<slug:code>/": "start an application",
     "applications/<uuid:public_id>/": "application form",
     "applications/<uuid:public_id>/documents/": "upload a document",
