@@ -1438,6 +1438,39 @@ ROWS: list[Row] = [
     ),
     # (insights rows end)
     # --- Citizen feedback (civicore.feedback) ---------------------------------------------------------
+    Row(
+        "GET",
+        "feedback/<slug:kind>/<uuid:public_id>/",
+        only(CITIZEN),
+        params=lambda w: {"kind": "application", "public_id": w.application.public_id},
+        needs=("feedback",),
+        note="the owner only; 404 for anyone else",
+    ),
+    Row(
+        "POST",
+        "feedback/<slug:kind>/<uuid:public_id>/",
+        only(CITIZEN),
+        params=lambda w: {"kind": "application", "public_id": w.application.public_id},
+        data=lambda w: {"score": "5"},
+        needs=("feedback",),
+        note="rated already: 409 already_rated",
+    ),
+    Row("GET", "office/feedback/", only(OTHER_AGENCY), note="feedback.view: their own agency's ratings"),
+    Row(
+        "POST",
+        "/api/v1/feedback/ratings",
+        only(CITIZEN),
+        body=lambda w: {"kind": "application", "id": str(w.application.public_id), "score": 5},
+        needs=("feedback",),
+        note="rated already: 409 already_rated; 404 for anyone else",
+    ),
+    Row(
+        "GET",
+        "/api/v1/feedback/ratings/{kind}/{id}",
+        only(CITIZEN),
+        params=lambda w: {"kind": "application", "id": w.application.public_id},
+        needs=("feedback",),
+    ),
     # (feedback rows end)
     # --- Consultations (civicore.consultations) ------------------------------------------------------
     # (consultations rows end)
@@ -1723,6 +1756,9 @@ NEED_BUILDERS: dict[str, Callable[[World], dict[str, Any]]] = {
             "civicore.applications.tests.factories", fromlist=["make_service"]
         ).make_service(w.officers[OTHER_AGENCY].agency)
     },
+    "feedback": lambda w: __import__(
+        "civicore.feedback.tests.factories", fromlist=["matrix_objects"]
+    ).matrix_objects(w),
     # (need builders end)
 }
 

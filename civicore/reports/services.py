@@ -29,6 +29,7 @@ from civicore.audit import services as audit
 from civicore.core import jobs
 from civicore.core.errors import ApplicationError, Conflict, NotFound, PermissionDenied, ValidationFailed
 from civicore.core.workdays import add_working_days
+from civicore.insights import events as insights
 from civicore.reports import geocoding
 from civicore.reports import photos as photo_checks
 from civicore.reports.models import Report, ReportCategory, ReportEvent, ReportPhoto, ReportSupporter
@@ -690,6 +691,13 @@ def report_request_human_review(*, report: Report, user: Any, session_refs: Iter
 
 
 @transaction.atomic
+def _rated_through_feedback(report: Report) -> bool:
+    """Whether the reporter already rated the report on the feedback page (counted there)."""
+    from civicore.feedback.models import Rating
+
+    return Rating.objects.filter(kind=Rating.Kind.REPORT, subject=report.public_id).exists()
+
+
 def report_rate(
     *,
     report: Report,
@@ -717,6 +725,11 @@ def report_rate(
             "comment", _("The comment is too long: at most %(max)d characters.") % {"max": COMMENT_MAX}
         )
     actor = user if getattr(user, "is_authenticated", False) else None
+    if report.rated_at is None and report.agency_id is not None and not _rated_through_feedback(report):
+        # The reporter's verdict is also how satisfied they are with the work: the first one
+        # counts in the agency's scorecard, as a rating of any other transaction does.
+        for metric in ("ratings", f"ratings_score_{stars}"):
+            insights.record(metric, agency_id=report.agency_id, at=timezone.now())
     report.rating_resolved = bool(resolved)
     report.rating_stars = stars
     report.rating_comment = comment

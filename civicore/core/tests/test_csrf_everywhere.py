@@ -141,6 +141,8 @@ CSRF_PROTECTED: dict[str, str] = {
     ),
     "api/v1/payments": "start paying an application's fee (session or bearer token)",
     "api/v1/payments/<payment_id>/refunds": "refund a payment (officers; session or bearer token)",
+    "feedback/<slug:kind>/<uuid:public_id>/": "rate one's own decided application, resolved report or fee",
+    "api/v1/feedback/ratings": "rate one's own finished transaction (session or bearer token)",
     "office/sensors/add/device/": "register a sensor device (sensor.manage)",
     "office/sensors/add/device-type/": "add a device type (sensor.manage)",
     "office/sensors/add/rule/": "write a new sensor rule (sensor.manage)",
