@@ -1473,6 +1473,117 @@ ROWS: list[Row] = [
     ),
     # (feedback rows end)
     # --- Consultations (civicore.consultations) ------------------------------------------------------
+    Row("GET", "consultations/", EVERYONE, note="the public list"),
+    Row(
+        "GET",
+        "consultations/<str:key>/",
+        EVERYONE,
+        params=lambda w: {"key": w.extra["consultation"].slug},
+        needs=("consultation",),
+    ),
+    Row(
+        "GET",
+        "consultations/<str:key>/documents/<int:document_id>/",
+        EVERYONE,
+        params=lambda w: {
+            "key": w.extra["consultation"].slug,
+            "document_id": w.extra["consultation_document"].pk,
+        },
+        needs=("consultation",),
+    ),
+    Row(
+        "POST",
+        "consultations/<str:key>/ideas/",
+        PEOPLE,
+        params=lambda w: {"key": w.extra["consultation"].slug},
+        data=lambda w: {"title": "Idea", "body": "Text", "display_name": "Matrix"},
+        needs=("consultation",),
+        note="citizens only: officers are refused, visitors sent to sign in",
+    ),
+    Row(
+        "POST",
+        "consultations/ideas/<int:idea_id>/vote/",
+        PEOPLE,
+        params=lambda w: {"idea_id": w.extra["consultation_idea"].pk},
+        needs=("consultation",),
+    ),
+    Row(
+        "POST",
+        "consultations/ideas/<int:idea_id>/comments/",
+        PEOPLE,
+        params=lambda w: {"idea_id": w.extra["consultation_idea"].pk},
+        data=lambda w: {"body": "Comment", "display_name": "Matrix"},
+        needs=("consultation",),
+    ),
+    Row(
+        "POST",
+        "consultations/ideas/<int:idea_id>/follow/",
+        PEOPLE,
+        params=lambda w: {"idea_id": w.extra["consultation_idea"].pk},
+        data=lambda w: {"follow": "1"},
+        needs=("consultation",),
+    ),
+    Row("GET", "office/consultations/", only(OTHER_AGENCY), note="consultation.moderate, own agency"),
+    Row("GET", "office/consultations/new/", only(OTHER_AGENCY), note="consultation.manage"),
+    Row(
+        "POST",
+        "office/consultations/new/",
+        only(OTHER_AGENCY),
+        data=lambda w: {"title": "T", "question": "Q?", "opens_on": "2026-01-01", "closes_on": "2026-02-01"},
+    ),
+    Row(
+        "GET",
+        "office/consultations/<int:consultation_id>/",
+        only(OTHER_AGENCY),
+        params=lambda w: {"consultation_id": w.extra["consultation"].pk},
+        needs=("consultation",),
+        note="the consultation belongs to other_agency's agency",
+    ),
+    Row(
+        "POST",
+        "office/consultations/<int:consultation_id>/<slug:action>/",
+        only(OTHER_AGENCY),
+        params=lambda w: {"consultation_id": w.extra["consultation"].pk, "action": "close"},
+        needs=("consultation",),
+    ),
+    Row("GET", "/api/v1/consultations", EVERYONE),
+    Row(
+        "GET",
+        "/api/v1/consultations/{consultation_id}",
+        EVERYONE,
+        params=lambda w: {"consultation_id": w.extra["consultation"].pk},
+        needs=("consultation",),
+    ),
+    Row(
+        "POST",
+        "/api/v1/consultations/{consultation_id}/ideas",
+        PEOPLE,
+        params=lambda w: {"consultation_id": w.extra["consultation"].pk},
+        body=lambda w: {"title": "Idea", "body": "Text", "display_name": "Matrix"},
+        needs=("consultation",),
+    ),
+    Row(
+        "POST",
+        "/api/v1/consultations/ideas/{idea_id}/votes",
+        PEOPLE,
+        params=lambda w: {"idea_id": w.extra["consultation_idea"].pk},
+        needs=("consultation",),
+    ),
+    Row(
+        "DELETE",
+        "/api/v1/consultations/ideas/{idea_id}/votes",
+        PEOPLE,
+        params=lambda w: {"idea_id": w.extra["consultation_idea"].pk},
+        needs=("consultation",),
+    ),
+    Row(
+        "POST",
+        "/api/v1/consultations/ideas/{idea_id}/comments",
+        PEOPLE,
+        params=lambda w: {"idea_id": w.extra["consultation_idea"].pk},
+        body=lambda w: {"body": "Comment", "display_name": "Matrix"},
+        needs=("consultation",),
+    ),
     # (consultations rows end)
     # --- Operations telemetry ------------------------------------------------------------------------
     # (telemetry rows end)
@@ -1758,6 +1869,9 @@ NEED_BUILDERS: dict[str, Callable[[World], dict[str, Any]]] = {
     },
     "feedback": lambda w: __import__(
         "civicore.feedback.tests.factories", fromlist=["matrix_objects"]
+    ).matrix_objects(w),
+    "consultation": lambda w: __import__(
+        "civicore.consultations.tests.factories", fromlist=["matrix_objects"]
     ).matrix_objects(w),
     # (need builders end)
 }

@@ -153,6 +153,18 @@ CSRF_PROTECTED: dict[str, str] = {
     "office/sensors/alarms/<int:alarm_id>/<slug:action>/": "acknowledge or clear an alarm (sensor.operate)",
     "office/sensors/rules/<slug:code>/edit/": "save a new version of a sensor rule (sensor.manage)",
     "office/sensors/rules/<slug:code>/<slug:action>/": "enable or disable a sensor rule (sensor.manage)",
+    "consultations/<str:key>/ideas/": "post an idea on an open consultation (citizens)",
+    "consultations/ideas/<int:idea_id>/vote/": "vote for an idea or withdraw the vote (citizens)",
+    "consultations/ideas/<int:idea_id>/comments/": "comment on an idea (citizens)",
+    "consultations/ideas/<int:idea_id>/follow/": "follow or stop following an idea (citizens)",
+    "office/consultations/new/": "open a new consultation (consultation.manage)",
+    "office/consultations/<int:consultation_id>/<slug:action>/": (
+        "publish, close, respond, add a document, set an idea's status (consultation.manage); "
+        "hide an idea or comment (consultation.moderate)"
+    ),
+    "api/v1/consultations/<consultation_id>/ideas": "post an idea (citizens; session or bearer token)",
+    "api/v1/consultations/ideas/<idea_id>/votes": "vote or withdraw a vote (citizens; session or bearer)",
+    "api/v1/consultations/ideas/<idea_id>/comments": "comment on an idea (citizens; session or bearer)",
 }
 
 
