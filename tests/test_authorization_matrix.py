@@ -1586,6 +1586,7 @@ ROWS: list[Row] = [
     ),
     # (consultations rows end)
     # --- Operations telemetry ------------------------------------------------------------------------
+    Row("GET", "metrics", NOBODY, note="only a scraper with METRICS_TOKEN; unset here, so 404 for all"),
     # (telemetry rows end)
     Row("GET", "api/3", EVERYONE),
     Row("GET", "api/3/action/<str:name>", EVERYONE, params=lambda w: {"name": "package_list"}),

@@ -1,6 +1,7 @@
 from typing import Any
 
 from django.apps import AppConfig
+from django.core.signals import request_finished
 from django.db.models.signals import post_migrate
 
 
@@ -30,8 +31,9 @@ class CoreConfig(AppConfig):
     verbose_name = "Core"
 
     def ready(self) -> None:
-        from civicore.core import auth_protection, jobs  # noqa: F401 - auth_protection connects its signals
+        from civicore.core import auth_protection, jobs, request_ids  # noqa: F401 - auth_protection connects its signals
 
         jobs.autodiscover()
+        request_finished.connect(request_ids.clear, dispatch_uid="civicore.core.request_ids.clear")
         post_migrate.connect(_create_cache_table, sender=self, dispatch_uid="civicore.core.cache_table")
         post_migrate.connect(_create_signing_keys, sender=self, dispatch_uid="civicore.core.signing_keys")

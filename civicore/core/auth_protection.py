@@ -26,10 +26,12 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.crypto import salted_hmac
 
-from civicore.core import throttle
+from civicore.core import metrics, throttle
 
 # Trust realm shared by the password and second-factor steps: an address that completed a sign-in.
 REALM = "account"
+# Failures in these scopes are failed sign-ins (civicore_logins_total{result="failure"}).
+SIGN_IN_SCOPES = frozenset({"login", "mfa", "passkey_login"})
 DEVICE_COOKIE = "civicore_device"
 DEVICE_SALT = "civicore.core.auth_protection.device"
 DEVICE_ACCOUNTS = 5  # a shared computer remembers at most this many accounts
@@ -92,6 +94,8 @@ class Attempt:
         stepped = "step" in events
         failed = "login_failed" in events or (self.flow.strict and not stepped)
         if failed:
+            if scope in SIGN_IN_SCOPES:
+                metrics.LOGINS.labels(result="failure").inc()
             return throttle.fail(scope, self.keys, person=self.person, details=self.details)
         if stepped:
             throttle.succeed(scope, self.keys, person=self.person)
@@ -352,6 +356,7 @@ def _on_step(sender: Any, request: Any = None, **kwargs: Any) -> None:
 
 @receiver(user_logged_in, dispatch_uid="civicore.auth_protection.logged_in")
 def _on_logged_in(sender: Any, request: Any = None, user: Any = None, **kwargs: Any) -> None:
+    metrics.LOGINS.labels(result="success").inc()
     if isinstance(request, HttpRequest) and user is not None:
         setattr(request, _LOGGED_IN, user)
 

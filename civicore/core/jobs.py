@@ -29,7 +29,7 @@ from django.db import DatabaseError, connections, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from civicore.core import rowsql
+from civicore.core import request_ids, rowsql
 from civicore.core.models import Job
 
 logger = logging.getLogger(__name__)
@@ -125,11 +125,13 @@ def enqueue_many(name: str, payloads: Sequence[dict[str, Any]]) -> None:
         return
     now = timezone.now()
     attempts = settings.JOBS_MAX_ATTEMPTS
+    request_id = request_ids.get()
     rowsql.insert_many(
         Job,
         ("name", "payload", "status", "attempts", "max_attempts", "run_after", "locked_by", "last_error",
-         "created_at"),
-        ((name, payload, Job.Status.PENDING, 0, attempts, now, "", "", now) for payload in payloads),
+         "created_at", "request_id"),
+        ((name, payload, Job.Status.PENDING, 0, attempts, now, "", "", now, request_id)
+         for payload in payloads),
     )  # fmt: skip
 
 
@@ -149,10 +151,19 @@ def enqueue_each(name: str, field: str, ids: Sequence[int]) -> None:
     with conn.cursor() as cursor:
         cursor.execute(
             f"""INSERT INTO {table} (name, payload, status, attempts, max_attempts, run_after, locked_by,
-                    last_error, created_at)
-                SELECT %s, jsonb_build_object(%s::text, t.id), %s, 0, %s, %s, '', '', %s
+                    last_error, created_at, request_id)
+                SELECT %s, jsonb_build_object(%s::text, t.id), %s, 0, %s, %s, '', '', %s, %s
                 FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS t(id, n) ORDER BY t.n""",  # noqa: S608
-            [name, field, Job.Status.PENDING, settings.JOBS_MAX_ATTEMPTS, now, now, json.dumps(list(ids))],
+            [
+                name,
+                field,
+                Job.Status.PENDING,
+                settings.JOBS_MAX_ATTEMPTS,
+                now,
+                now,
+                request_ids.get(),
+                json.dumps(list(ids)),
+            ],
         )
 
 
@@ -178,7 +189,13 @@ def _due() -> QuerySet[Job]:
 
 
 def _execute(current: Job) -> bool:
-    """Run a locked job inside the caller's transaction and record its outcome there."""
+    """Run a locked job inside the caller's transaction and record its outcome there, under the
+    id of the request that enqueued it, so the job's log lines can be found with the request's."""
+    with request_ids.bound(current.request_id):
+        return _execute_job(current)
+
+
+def _execute_job(current: Job) -> bool:
     attempt = current.attempts + 1
     try:
         # A savepoint: a failing handler's writes are undone, the record of its failure is kept.

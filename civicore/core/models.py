@@ -7,6 +7,8 @@ import secrets
 from django.db import models
 from django.utils import timezone
 
+from civicore.core import request_ids
+
 
 class TimeStampedModel(models.Model):
     created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
@@ -40,6 +42,9 @@ class Job(models.Model):
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The request that enqueued the job (civicore.core.request_ids), set again while the job
+    # runs; blank outside a request. A default, so every way of writing a Job row records it.
+    request_id = models.CharField(max_length=64, blank=True, default=request_ids.get)
 
     class Meta:
         indexes = [models.Index(fields=["status", "run_after"], name="core_job_ready")]

@@ -42,6 +42,8 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from civicore.core import metrics
+
 logger = logging.getLogger("civicore.throttle")
 
 AUDIT_ACTION = "auth.lockout"
@@ -275,6 +277,7 @@ def fail(
         )
     if not locked:
         return ALLOWED
+    metrics.LOCKOUTS.inc()  # once per attempt that locked, however many of its keys
     return Decision(
         allowed=False, retry_after=longest.retry_after, limiter=longest.limiter, locked=tuple(locked)
     )

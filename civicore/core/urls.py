@@ -1,3 +1,7 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from civicore.core.views import metrics
+
+urlpatterns = [
+    path("metrics", metrics, name="metrics"),  # Prometheus, for the holder of METRICS_TOKEN
+]

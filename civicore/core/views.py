@@ -1,10 +1,13 @@
+import hmac
 import sys
 
+from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 from django.utils.translation import gettext as _
 from django.views import defaults
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from civicore.core.cors import public_document
@@ -63,3 +66,33 @@ def jwks(request: HttpRequest) -> JsonResponse:
     response = JsonResponse(public_jwks())
     response["Cache-Control"] = "public, max-age=300"
     return response
+
+
+@never_cache
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus metrics (civicore.core.metrics) for the scraper holding METRICS_TOKEN as a bearer
+    token. Without METRICS_TOKEN the endpoint does not exist; the token is compared in constant
+    time."""
+    expected = settings.METRICS_TOKEN
+    if not expected:
+        raise Http404
+    scheme, _space, presented = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        presented.strip().encode("utf-8", "surrogateescape"), expected.encode("utf-8")
+    ):
+        response = JsonResponse(
+            {
+                "code": "unauthenticated",
+                "message": _("A valid metrics token is required."),
+                "details": None,
+            },
+            status=401,
+        )
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    from civicore.core import metrics as metrics_registry
+
+    return HttpResponse(metrics_registry.render(), content_type=CONTENT_TYPE_LATEST)
