@@ -149,7 +149,8 @@ OFFICER_SECRET = "MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U"  # noqa: S105 - published de
 
 # Each agency's demo officer works and decides its cases; the commune's agency admin manages
 # its officers and systems but sees no case (least privilege).
-OFFICER_ROLES = ("decider", "issuer")
+# Each agency's demo officer also sees the agency's performance and its citizens' ratings.
+OFFICER_ROLES = ("decider", "issuer", "agency_head")
 ADMIN_AGENCY = "ubnd-xa-an-binh"
 # The commune police also check identity cards in person and verify accounts (level 2).
 IDENTITY_AGENCY = "cong-an-xa-an-binh"
@@ -439,6 +440,31 @@ def _profile(person: Person, entries: list[tuple[str, dict[str, object]]]) -> No
             profile_items_record(person=person, values=dict(values), agency=Agency.objects.get(code=source))
 
 
+def _consultations() -> list[DemoLogin]:
+    """An open and an answered consultation of the admin commune, with ideas, votes and comments
+    by the demo citizens (civicore.consultations.demo)."""
+    from civicore.consultations import demo as consultations_demo
+
+    def make_user(email: str, name: str) -> User:
+        user = _user(email, name)
+        _totp(user, OFFICER_SECRET)
+        return user
+
+    citizens = list(User.objects.filter(email__in=[entry[0] for entry in CITIZENS]).order_by("email"))
+    agency = Agency.objects.get(code=ADMIN_AGENCY)
+    return [
+        DemoLogin("consultation manager", user.email, DEMO_PASSWORD, OFFICER_SECRET, user.full_name)
+        for user in consultations_demo.load(agency=agency, make_user=make_user, citizens=citizens)
+    ]
+
+
+def _performance() -> None:
+    """The scorecards' tallies, recomputed from everything the demo made (ratings kept)."""
+    from civicore.insights.services import tallies_rebuild
+
+    tallies_rebuild()
+
+
 def _open_data() -> None:
     """The open datasets, from the demo's own services, applications, reports and sensors."""
     from civicore.opendata.services import datasets_refresh
@@ -504,6 +530,8 @@ def load() -> list[DemoLogin]:
     logins.extend(_reports())
     logins.extend(_sensors())
     _issued_result()
+    logins.extend(_consultations())
+    _performance()
     _open_data()
 
     admin = _user("admin@demo.civicore.invalid", "Quản trị viên", staff=True)

@@ -196,6 +196,19 @@ def test_demo_load_gives_fee_agencies_accounts_services_fees_and_a_payments_offi
     assert permissions.CASE_VIEW not in granted
     assert login.password == demo.DEMO_PASSWORD and login.totp_secret == demo.OFFICER_SECRET
 
+    # An open and an answered consultation, with a manager who can sign in to run them.
+    from civicore.consultations.models import Consultation
+
+    manager = next(login for login in logins if login.role == "consultation manager")
+    assert permissions.CONSULTATION_MANAGE in permissions.permissions_for(
+        Officer.objects.get(user__email=manager.email).roles
+    )
+    assert sorted(Consultation.objects.values_list("status", flat=True)) == ["open", "responded"]
+    # The scorecards' tallies agree with everything the demo made.
+    from django.core.management import call_command
+
+    call_command("insights", "rebuild", "--check", stdout=io.StringIO())
+
     # Loading again adds nothing and keeps what an officer changed (an account closed).
     closed = CollectionAccount.objects.get(agency__code="so-xay-dung")
     closed.active = False
