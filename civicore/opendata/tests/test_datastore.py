@@ -159,3 +159,13 @@ def test_a_filtered_total_is_counted_once_per_version_of_the_rows() -> None:
     resource.modified_at = resource.modified_at + dt.timedelta(seconds=1)
     resource.save()
     assert search(resource, filters=filters)["total"] == 10
+
+
+def test_new_rows_come_with_planner_statistics() -> None:
+    resource = make_resource(rows=300)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT count(*) FROM pg_stats WHERE tablename = %s", [resource.table])
+        else:
+            cursor.execute("SELECT count(*) FROM sqlite_stat1 WHERE tbl = %s", [resource.table])
+        assert cursor.fetchone()[0] > 0
