@@ -690,7 +690,6 @@ def report_request_human_review(*, report: Report, user: Any, session_refs: Iter
     return report
 
 
-@transaction.atomic
 def _rated_through_feedback(report: Report) -> bool:
     """Whether the reporter already rated the report on the feedback page (counted there)."""
     from civicore.feedback.models import Rating
@@ -698,6 +697,7 @@ def _rated_through_feedback(report: Report) -> bool:
     return Rating.objects.filter(kind=Rating.Kind.REPORT, subject=report.public_id).exists()
 
 
+@transaction.atomic
 def report_rate(
     *,
     report: Report,
