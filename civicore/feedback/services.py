@@ -129,8 +129,7 @@ def rating_submit(
     except IntegrityError:
         # Another request rated the same transaction between the check above and this insert.
         raise _already_rated_error() from None
-    for metric in ("ratings", f"ratings_score_{value}"):
-        events.record(
-            metric, agency_id=subject.agency_id, service_id=subject.service_id, at=rating.created_at
-        )
+    events.rating_given(
+        agency_id=subject.agency_id, service_id=subject.service_id, score=value, at=rating.created_at
+    )
     return rating

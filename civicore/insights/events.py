@@ -93,6 +93,14 @@ def _for_service(agency_id: int, service_id: int, at: Any, metrics: Iterable[str
     record_many([(metric, agency_id, service_id, month, 1) for metric in metrics])
 
 
+def rating_given(*, agency_id: int, service_id: int | None, score: int, at: Any) -> None:
+    """A citizen's rating from 1 to 5 (a report's has no service): the count and its score's."""
+    month = month_of(at)
+    record_many(
+        [(metric, agency_id, service_id or 0, month, 1) for metric in (RATINGS, f"{RATINGS_SCORE}{score}")]
+    )
+
+
 def typed_answers(answers: Any, prefill: Any) -> bool:
     """Whether the citizen has given any answer of their own (pre-filled ones do not count)."""
     return isinstance(answers, dict) and bool(set(answers) - set(prefill or {}))

@@ -728,8 +728,7 @@ def report_rate(
     if report.rated_at is None and report.agency_id is not None and not _rated_through_feedback(report):
         # The reporter's verdict is also how satisfied they are with the work: the first one
         # counts in the agency's scorecard, as a rating of any other transaction does.
-        for metric in ("ratings", f"ratings_score_{stars}"):
-            insights.record(metric, agency_id=report.agency_id, at=timezone.now())
+        insights.rating_given(agency_id=report.agency_id, service_id=None, score=stars, at=timezone.now())
     report.rating_resolved = bool(resolved)
     report.rating_stars = stars
     report.rating_comment = comment
