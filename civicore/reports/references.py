@@ -23,9 +23,14 @@ def generate() -> str:
 def normalise(text: str) -> str:
     """The reference as typed by a citizen (any case, spaces, missing prefix) in its canonical form."""
     cleaned = "".join(str(text or "").split()).upper()
-    if not cleaned.startswith(PREFIX):
-        cleaned = PREFIX + cleaned.removeprefix("PA")
-    return cleaned
+    if cleaned.startswith(PREFIX):
+        return cleaned
+    bare_prefix = PREFIX.rstrip("-")
+    # "PA" followed by a whole code is the prefix typed without its hyphen; six characters alone
+    # are a code, even one that itself begins with "PA".
+    if len(cleaned) == len(bare_prefix) + LENGTH and cleaned.startswith(bare_prefix):
+        cleaned = cleaned[len(bare_prefix) :]
+    return PREFIX + cleaned
 
 
 def is_valid(text: str) -> bool:

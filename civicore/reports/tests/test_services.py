@@ -17,7 +17,7 @@ from civicore.audit.models import AuditEntry
 from civicore.core.errors import PermissionDenied
 from civicore.identity.tests.factories import UserFactory
 from civicore.notify.models import Notification
-from civicore.reports import selectors, services
+from civicore.reports import references, selectors, services
 from civicore.reports.models import Report, ReportEvent, ReportPhoto, ReportSupporter
 from civicore.reports.tests.factories import (
     HANOI,
@@ -531,3 +531,21 @@ def test_report_by_reference_accepts_what_citizens_type(streetlight):
     assert selectors.report_by_reference(report.reference[3:].lower()) == report
     assert selectors.report_by_reference(" " + report.reference.lower()) == report
     assert selectors.report_by_reference("PA-0000") is None
+
+
+@pytest.mark.parametrize(
+    ("typed", "canonical"),
+    [
+        ("pa3fcw", "PA-PA3FCW"),
+        ("PAPA3FCW", "PA-PA3FCW"),
+        ("pa-pa3fcw", "PA-PA3FCW"),
+        ("PA 3F CW", "PA-PA3FCW"),
+        ("pa7kq4m9", "PA-7KQ4M9"),
+        ("7kq4m9", "PA-7KQ4M9"),
+        (" PA-7KQ4M9 ", "PA-7KQ4M9"),
+    ],
+)
+def test_references_that_begin_with_pa_survive_a_missing_prefix(typed, canonical):
+    """A code may itself begin with "PA": typed without the prefix, it is still that code."""
+    assert references.normalise(typed) == canonical
+    assert references.is_valid(references.normalise(typed))
