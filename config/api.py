@@ -81,9 +81,13 @@ api = CivicoreAPI(
 
 @api.exception_handler(ApplicationError)
 def application_error(request: HttpRequest, exc: ApplicationError) -> HttpResponse:
-    return api.create_response(
+    response = api.create_response(
         request, {"code": exc.code, "message": exc.message, "details": exc.details}, status=exc.status
     )
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after:
+        response["Retry-After"] = str(max(1, int(retry_after)))
+    return response
 
 
 @api.exception_handler(NinjaValidationError)

@@ -8,15 +8,18 @@ import datetime as dt
 from typing import Any
 
 from django.http import HttpRequest
+from django.utils.translation import gettext as _
 from ninja import Field, Router, Schema, Status
 
 from civicore.consultations import models as m
 from civicore.consultations import selectors, services
 from civicore.consultations.models import Comment, Consultation, Idea
+from civicore.core.errors import ValidationFailed
 from civicore.core.pagination import paginate
 from civicore.core.schemas import errors
 
 router = Router(tags=["consultations"])
+DETAIL_IDEAS = 100
 
 
 class ConsultationHiddenOut(Schema):
@@ -82,7 +85,17 @@ class ConsultationOut(Schema):
     accepts_contributions: bool
     documents: list[ConsultationDocumentOut]
     response: ConsultationResponseOut | None
-    ideas: list[ConsultationIdeaOut]
+    ideas: list[ConsultationIdeaOut] = Field(
+        description=f"The first {DETAIL_IDEAS} ideas, oldest first; `ideas_next_cursor` leads on."
+    )
+    ideas_next_cursor: str | None = Field(
+        description="For `GET /consultations/{id}/ideas?cursor=...`; null when every idea is here."
+    )
+
+
+class IdeaPage(Schema):
+    items: list[ConsultationIdeaOut]
+    next_cursor: str | None
 
 
 class ConsultationPage(Schema):
@@ -200,20 +213,66 @@ def get_consultation(request: HttpRequest, consultation_id: int) -> dict[str, An
         "accepts_contributions": consultation.accepts_contributions,
         "documents": documents,
         "response": response,
-        "ideas": [_idea_out(idea) for idea in selectors.ideas_of(consultation)],
+        **_idea_page(consultation, sort="oldest", cursor=None, limit=DETAIL_IDEAS, prefix="ideas_"),
     }
+
+
+def _idea_page(
+    consultation: Consultation, *, sort: str, cursor: str | None, limit: int, prefix: str = ""
+) -> dict[str, Any]:
+    """One page of ideas. The cursor names the order it was made for, so a cursor of one order is
+    refused (422 `invalid_cursor`) by another rather than leading to a wrong page."""
+    token = None
+    if cursor:
+        made_for, _dot, token = cursor.partition(".")
+        if made_for != sort or not token:
+            raise ValidationFailed(_("The cursor is not valid."), code="invalid_cursor")
+    rows, next_token = paginate(
+        selectors.ideas_of(consultation, sort),
+        cursor=token,
+        limit=limit,
+        order=selectors.IDEA_ORDERS[sort],
+    )
+    return {
+        "ideas" if prefix else "items": [_idea_out(idea) for idea in rows],
+        f"{prefix}next_cursor": f"{sort}.{next_token}" if next_token else None,
+    }
+
+
+@router.get(
+    "/{consultation_id}/ideas",
+    response={200: IdeaPage, **errors(404, 422)},
+    auth=None,
+    summary="A consultation's ideas, page by page",
+)
+def list_ideas(
+    request: HttpRequest,
+    consultation_id: int,
+    sort: str = "oldest",
+    cursor: str | None = None,
+    limit: int = 20,
+) -> dict[str, Any]:
+    """Ideas with their vote counts and comments, `sort` = `oldest` (the default), `newest` or
+    `votes` (most first); at most 100 a page. Errors: 404 `consultation_not_found`; 422
+    `invalid_sort`, `invalid_cursor`."""
+    consultation = selectors.public_consultation(consultation_id)
+    if sort not in selectors.IDEA_ORDERS:
+        message = _("Sort by one of: %(choices)s.") % {"choices": ", ".join(selectors.IDEA_ORDERS)}
+        raise ValidationFailed(message, code="invalid_sort", details={"sort": message})
+    return _idea_page(consultation, sort=sort, cursor=cursor, limit=limit)
 
 
 @router.post(
     "/{consultation_id}/ideas",
-    response={201: ConsultationIdeaOut, **errors(403, 404, 409, 422)},
+    response={201: ConsultationIdeaOut, **errors(403, 404, 409, 422, 429)},
     summary="Post an idea",
 )
 def post_idea(request: HttpRequest, consultation_id: int, payload: IdeaIn) -> Status[dict[str, Any]]:
     """Post an idea on an open consultation; you follow it from then on. The first time, send
     `display_name`. Errors: 403 `not_a_citizen`; 404 `consultation_not_found`; 409
     `consultation_closed`; 422 `text_required`, `text_too_long`, `display_name_required`,
-    `invalid_display_name`."""
+    `invalid_display_name`; 429 `rate_limited` (with Retry-After) past CONSULTATION_POSTS_PER_HOUR
+    ideas and comments an hour."""
     consultation = selectors.public_consultation(consultation_id)
     idea = services.idea_post(
         user=request.user,
@@ -253,12 +312,13 @@ def withdraw_vote(request: HttpRequest, idea_id: int) -> dict[str, Any]:
 
 @router.post(
     "/ideas/{idea_id}/comments",
-    response={201: ConsultationCommentOut, **errors(403, 404, 409, 422)},
+    response={201: ConsultationCommentOut, **errors(403, 404, 409, 422, 429)},
     summary="Comment on an idea",
 )
 def post_comment(request: HttpRequest, idea_id: int, payload: CommentIn) -> Status[dict[str, Any]]:
     """Errors: 403 `not_a_citizen`; 404 `idea_not_found`; 409 `consultation_closed`, `idea_hidden`;
-    422 `text_required`, `text_too_long`, `display_name_required`, `invalid_display_name`."""
+    422 `text_required`, `text_too_long`, `display_name_required`, `invalid_display_name`; 429
+    `rate_limited`, as for ideas."""
     idea = selectors.public_idea(idea_id)
     comment = services.comment_post(
         user=request.user, idea=idea, body=payload.body, display_name=payload.display_name

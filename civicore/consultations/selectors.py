@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Case, Count, IntegerField, Prefetch, QuerySet, Value, When
+from django.db.models import Case, Count, IntegerField, Prefetch, Q, QuerySet, Value, When
 from django.utils.translation import gettext as _
 
 from civicore.agencies.models import Officer
@@ -49,15 +49,38 @@ def public_consultation(key: str | int) -> Consultation:
     return found
 
 
-def ideas_of(consultation: Consultation) -> QuerySet[Idea]:
+# How a consultation's ideas can be listed: each ordering ends in a unique field, so pages and
+# cursors are stable. The first is the default.
+IDEA_ORDERS: dict[str, tuple[str, ...]] = {
+    "oldest": ("created_at", "id"),
+    "newest": ("-created_at", "-id"),
+    "votes": ("-vote_count", "created_at", "id"),
+}
+IDEAS_PER_PAGE = 20
+
+
+def idea_order(sort: str | None) -> str:
+    """A known ordering's name; anything else (a stale or edited link) is the default."""
+    return sort if sort in IDEA_ORDERS else "oldest"
+
+
+def ideas_of(consultation: Consultation, sort: str | None = None) -> QuerySet[Idea]:
     """The ideas with their vote counts, authors' display names, moderation and comments."""
     comments = Comment.objects.select_related("participant", "hidden_by").order_by("created_at", "id")
     return (
         consultation.ideas.select_related("participant", "hidden_by")
         .annotate(vote_count=Count("votes", distinct=True))
         .prefetch_related(Prefetch("comments", queryset=comments))
-        .order_by("created_at", "id")
+        .order_by(*IDEA_ORDERS[idea_order(sort)])
     )
+
+
+def idea_page_number(idea: Idea) -> int:
+    """The page that shows the idea in the default (oldest first) order."""
+    before = Idea.objects.filter(consultation_id=idea.consultation_id).filter(
+        Q(created_at__lt=idea.created_at) | Q(created_at=idea.created_at, id__lt=idea.pk)
+    )
+    return before.count() // IDEAS_PER_PAGE + 1
 
 
 def public_idea(idea_id: int) -> Idea:

@@ -14,6 +14,7 @@ import hashlib
 import re
 from typing import Any
 
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
@@ -36,7 +37,7 @@ from civicore.consultations.models import (
     Participant,
     Vote,
 )
-from civicore.core.errors import Conflict, PermissionDenied, ValidationFailed
+from civicore.core.errors import ApplicationError, Conflict, NotFound, PermissionDenied, ValidationFailed
 from civicore.identity.selectors import person_for_user
 from civicore.notify.services import notification_send
 
@@ -73,6 +74,14 @@ class InvalidText(ValidationFailed):
     """Some text is missing or too long."""
 
     code = "invalid_text"
+
+
+class RateLimited(ApplicationError):
+    """Too many ideas and comments in a short time."""
+
+    code = "rate_limited"
+    status = 429
+    retry_after = 0
 
 
 class NotACitizen(PermissionDenied):
@@ -125,6 +134,29 @@ def _citizen(user: Any) -> Any:
     if user is None or not getattr(user, "is_authenticated", False) or person_for_user(user) is None:
         raise NotACitizen(_("Sign in as a citizen to take part in consultations."))
     return user
+
+
+def _check_rate(user: Any) -> None:
+    """At most CONSULTATION_POSTS_PER_HOUR ideas and comments together from one citizen in an
+    hour, so one account cannot flood a consultation. Counted in the database, so every web
+    process sees the same count."""
+    limit = int(settings.CONSULTATION_POSTS_PER_HOUR)
+    now = timezone.now()
+    since = now - dt.timedelta(hours=1)
+    ideas = Idea.objects.filter(author=user, created_at__gte=since)
+    comments = Comment.objects.filter(author=user, created_at__gte=since)
+    if ideas.count() + comments.count() < limit:
+        return
+    times = [*ideas.values_list("created_at", flat=True), *comments.values_list("created_at", flat=True)]
+    # The wait ends when enough of the hour's posts have left the window to make room for one.
+    frees_at = sorted(times)[len(times) - limit] + dt.timedelta(hours=1)
+    error = RateLimited(
+        _("You have posted %(limit)d ideas and comments in the last hour. Please wait before posting again.")
+        % {"limit": limit},
+        details={"limit": limit, "per": "hour"},
+    )
+    error.retry_after = max(1, int((frees_at - now).total_seconds()) + 1)
+    raise error
 
 
 def _locked(consultation: Consultation) -> Consultation:
@@ -204,6 +236,23 @@ def _unique_slug(title: str) -> str:
     return slug
 
 
+def _checked_fields(
+    title: Any, question: Any, description: Any, opens_on: Any, closes_on: Any
+) -> dict[str, Any]:
+    """A consultation's own fields, checked, for creating or changing it."""
+    values: dict[str, Any] = {
+        "title": _text(title, field="title", maximum=m.TITLE_MAX),
+        "question": _text(question, field="question", maximum=m.QUESTION_MAX),
+        "description": _text(description, field="description", maximum=m.DESCRIPTION_MAX, required=False),
+        "opens_on": _date(opens_on, field="opens_on"),
+        "closes_on": _date(closes_on, field="closes_on"),
+    }
+    if values["closes_on"] < values["opens_on"]:
+        message = _("The closing date must not be before the opening date.")
+        raise ValidationFailed(message, code="invalid_dates", details={"closes_on": message})
+    return values
+
+
 @transaction.atomic
 def consultation_create(
     *,
@@ -216,28 +265,87 @@ def consultation_create(
 ) -> Consultation:
     """A draft consultation of the officer's agency; nobody else sees it until it is published."""
     _officer(officer, permissions.CONSULTATION_MANAGE)
-    title = _text(title, field="title", maximum=m.TITLE_MAX)
-    question = _text(question, field="question", maximum=m.QUESTION_MAX)
-    description = _text(description, field="description", maximum=m.DESCRIPTION_MAX, required=False)
-    opening = _date(opens_on, field="opens_on")
-    closing = _date(closes_on, field="closes_on")
-    if closing < opening:
-        message = _("The closing date must not be before the opening date.")
-        raise ValidationFailed(message, code="invalid_dates", details={"closes_on": message})
+    values = _checked_fields(title, question, description, opens_on, closes_on)
     consultation = Consultation.objects.create(
-        agency_id=officer.agency_id,
-        slug=_unique_slug(title),
-        title=title,
-        question=question,
-        description=description,
-        opens_on=opening,
-        closes_on=closing,
-        created_by=officer,
+        agency_id=officer.agency_id, slug=_unique_slug(values["title"]), created_by=officer, **values
     )
     audit.record(
         actor=officer.user, action="consultation.create", subject=consultation, agency=officer.agency
     )
     return consultation
+
+
+# What an officer may still change once the consultation is public: people have read the title,
+# the question and the opening date, and ideas answer them.
+EDITABLE_WHEN_OPEN = ("description", "closes_on")
+
+
+@transaction.atomic
+def consultation_update(
+    *,
+    officer: Officer,
+    consultation: Consultation,
+    title: str,
+    question: str,
+    description: str = "",
+    opens_on: Any,
+    closes_on: Any,
+) -> Consultation:
+    """Change a draft freely; an open consultation only its description and closing date (not to a
+    day already past: close it instead); nothing after it closes. Its address stays the same. The
+    audit entry names the fields that changed."""
+    _officer(officer, permissions.CONSULTATION_MANAGE, consultation)
+    values = _checked_fields(title, question, description, opens_on, closes_on)
+    consultation = _locked(consultation)
+    changed = [name for name, value in values.items() if getattr(consultation, name) != value]
+    if consultation.status == Consultation.Status.OPEN:
+        fixed = [name for name in changed if name not in EDITABLE_WHEN_OPEN]
+        if fixed:
+            message = _("This cannot change once the consultation is published.")
+            raise ValidationFailed(
+                message, code="fixed_after_publication", details={name: message for name in fixed}
+            )
+        if "closes_on" in changed and values["closes_on"] < timezone.localdate():
+            message = _("Choose today or a later day, or close the consultation now.")
+            raise ValidationFailed(message, code="closing_date_past", details={"closes_on": message})
+    elif consultation.status != Consultation.Status.DRAFT:
+        raise WrongState(_("A closed consultation cannot be changed."))
+    if not changed:
+        return consultation
+    for name in changed:
+        setattr(consultation, name, values[name])
+    consultation.save(update_fields=changed)
+    audit.record(
+        actor=officer.user,
+        action="consultation.update",
+        subject=consultation,
+        agency=officer.agency,
+        details={"fields": changed},
+    )
+    return consultation
+
+
+@transaction.atomic
+def consultation_document_remove(*, officer: Officer, consultation: Consultation, document_id: int) -> None:
+    """Take a document off a draft or open consultation (a wrong file, a newer version); after it
+    closes, the documents are part of the record. The audit entry keeps its title and checksum."""
+    _officer(officer, permissions.CONSULTATION_MANAGE, consultation)
+    consultation = _locked(consultation)
+    if consultation.status not in (Consultation.Status.DRAFT, Consultation.Status.OPEN):
+        raise WrongState(_("Documents cannot be removed after the consultation closes."))
+    document = consultation.documents.filter(pk=document_id).first()
+    if document is None:
+        raise NotFound(_("No document has this number."), code="document_not_found")
+    audit.record(
+        actor=officer.user,
+        action="consultation.document_remove",
+        subject=consultation,
+        agency=officer.agency,
+        details={"title": document.title, "sha256": document.sha256},
+    )
+    stored = document.file
+    document.delete()
+    transaction.on_commit(lambda: stored.delete(save=False))
 
 
 @transaction.atomic
@@ -316,6 +424,33 @@ def consultation_close(*, officer: Officer, consultation: Consultation) -> Consu
     consultation.closed_at = timezone.now()
     consultation.save(update_fields=["status", "closed_at"])
     return consultation
+
+
+def close_past_consultations(*, today: dt.date | None = None, batch: int = 500) -> int:
+    """Close every open consultation whose closing date has passed, each in its own transaction
+    with an audit entry by the platform, so the lists show it as closed without an officer
+    having to. Returns how many were closed. Safe to run in several workers at once: each
+    consultation is locked and checked again before it moves."""
+    today = today or timezone.localdate()
+    due = Consultation.objects.filter(status=Consultation.Status.OPEN, closes_on__lt=today)
+    closed = 0
+    for pk in list(due.order_by("closes_on", "id").values_list("pk", flat=True)[:batch]):
+        with transaction.atomic():
+            consultation = due.select_for_update(of=("self",)).select_related("agency").filter(pk=pk).first()
+            if consultation is None:
+                continue
+            consultation.status = Consultation.Status.CLOSED
+            consultation.closed_at = timezone.now()
+            consultation.save(update_fields=["status", "closed_at"])
+            audit.record(
+                actor=None,
+                action="consultation.close",
+                subject=consultation,
+                agency=consultation.agency,
+                details={"status": Consultation.Status.CLOSED, "on": "closing date"},
+            )
+        closed += 1
+    return closed
 
 
 @transaction.atomic
@@ -442,6 +577,7 @@ def idea_post(
     _citizen(user)
     title = _text(title, field="title", maximum=m.IDEA_TITLE_MAX)
     body = _text(body, field="body", maximum=m.IDEA_BODY_MAX)
+    _check_rate(user)
     consultation = _open_for_contributions(consultation)
     participant = participant_for(user=user, display_name=display_name)
     idea = Idea.objects.create(
@@ -477,6 +613,7 @@ def vote_withdraw(*, user: Any, idea: Idea) -> bool:
 def comment_post(*, user: Any, idea: Idea, body: str, display_name: str = "") -> Comment:
     _citizen(user)
     body = _text(body, field="body", maximum=m.COMMENT_MAX)
+    _check_rate(user)
     _open_for_contributions(idea.consultation)
     idea = _visible_idea(idea)
     participant = participant_for(user=user, display_name=display_name)

@@ -18,6 +18,7 @@ urlpatterns = [
     path("office/consultations/", views.office_list, name="office_list"),
     path("office/consultations/new/", views.office_new, name="office_new"),
     path("office/consultations/<int:consultation_id>/", views.office_detail, name="office_detail"),
+    path("office/consultations/<int:consultation_id>/edit/", views.office_edit, name="office_edit"),
     path(
         "office/consultations/<int:consultation_id>/<slug:action>/",
         views.office_action,

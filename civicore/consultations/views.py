@@ -21,12 +21,14 @@ from civicore.agencies.models import Officer
 from civicore.consultations import models as m
 from civicore.consultations import selectors, services
 from civicore.consultations.models import Comment, Consultation, Idea, Moderation
-from civicore.core.errors import ApplicationError, NotFound, PermissionDenied
+from civicore.core.errors import ApplicationError, NotFound, PermissionDenied, ValidationFailed
 from civicore.core.files import private_file_response
+from civicore.portal.pagination import paginate_page
 
 
 def _field_errors(exc: ApplicationError) -> dict[str, str]:
-    details = exc.details if isinstance(exc.details, dict) else {}
+    """A validation error's messages by field; any other error is one message for the form."""
+    details = exc.details if isinstance(exc, ValidationFailed) and isinstance(exc.details, dict) else {}
     errors = {str(key): str(value) for key, value in details.items()}
     return errors or {"form": exc.message}
 
@@ -46,8 +48,11 @@ def _idea(idea_id: int) -> Idea:
 
 
 def _back_to(idea: Idea) -> HttpResponse:
+    """Back to the page of the consultation that shows the idea."""
     url = reverse("consultations:detail", kwargs={"key": idea.consultation.slug})
-    return redirect(f"{url}#idea-{idea.pk}")
+    number = selectors.idea_page_number(idea)
+    query = f"?page={number}" if number > 1 else ""
+    return redirect(f"{url}{query}#idea-{idea.pk}")
 
 
 def _refuse(exc: PermissionDenied) -> DjangoPermissionDenied:
@@ -67,11 +72,31 @@ def consultation_list(request: HttpRequest) -> HttpResponse:
     return render(request, "consultations/list.html", context)
 
 
+def _sort_links(request: HttpRequest, current: str) -> list[dict[str, Any]]:
+    labels = {"oldest": _("Oldest first"), "newest": _("Newest first"), "votes": _("Most votes")}
+    return [
+        {"label": label, "url": f"?sort={name}#ideas-heading", "current": name == current}
+        for name, label in labels.items()
+    ]
+
+
+def _ideas_context(request: HttpRequest, consultation: Consultation) -> dict[str, Any]:
+    """One page of the consultation's ideas in the order the reader chose, with the links around it."""
+    sort = selectors.idea_order(request.GET.get("sort"))
+    paged = paginate_page(request, selectors.ideas_of(consultation, sort), selectors.IDEAS_PER_PAGE)
+    return {
+        "ideas": paged["page"].object_list,
+        "ideas_total": paged["page"].paginator.count,
+        "sort_links": _sort_links(request, sort),
+        **paged,
+    }
+
+
 def _detail_context(request: HttpRequest, consultation: Consultation, **more: Any) -> dict[str, Any]:
     context: dict[str, Any] = {
         "consultation": consultation,
         "documents": consultation.documents.all(),
-        "ideas": selectors.ideas_of(consultation),
+        **_ideas_context(request, consultation),
         "mine": selectors.choices_of(request.user, consultation),
         "accepting": consultation.accepts_contributions,
         "idea_title_max": m.IDEA_TITLE_MAX,
@@ -241,13 +266,45 @@ def office_new(request: HttpRequest) -> HttpResponse:
                 request, _("The consultation was saved as a draft. Add documents, then publish it.")
             )
             return redirect("consultations:office_detail", consultation_id=consultation.pk)
-    context = {
+    return render(request, "consultations/office/new.html", _form_context(values, errors), status=status)
+
+
+def _form_context(values: dict[str, str], errors: dict[str, str], **more: Any) -> dict[str, Any]:
+    return {
         "values": values,
         "errors": errors,
         "title_max": m.TITLE_MAX,
         "question_max": m.QUESTION_MAX,
         "description_max": m.DESCRIPTION_MAX,
+        **more,
     }
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def office_edit(request: HttpRequest, consultation_id: int) -> HttpResponse:
+    """Change a draft, or an open consultation's description and closing date."""
+    officer = _officer(request, permissions.CONSULTATION_MANAGE)
+    consultation = _office_consultation(officer, consultation_id)
+    if consultation.status not in (Consultation.Status.DRAFT, Consultation.Status.OPEN):
+        messages.error(request, _("A closed consultation cannot be changed."))
+        return redirect("consultations:office_detail", consultation_id=consultation.pk)
+    values = {name: str(getattr(consultation, name)) for name in NEW_FIELDS}
+    errors: dict[str, str] = {}
+    status = 200
+    if request.method == "POST":
+        values = {name: str(request.POST.get(name, values[name])) for name in NEW_FIELDS}
+        try:
+            services.consultation_update(officer=officer, consultation=consultation, **values)
+        except PermissionDenied as exc:
+            raise _refuse(exc) from exc
+        except ApplicationError as exc:
+            errors, status = _field_errors(exc), exc.status
+        else:
+            messages.success(request, _("The consultation was saved."))
+            return redirect("consultations:office_detail", consultation_id=consultation.pk)
+    fixed = services.EDITABLE_WHEN_OPEN if consultation.status == Consultation.Status.OPEN else None
+    context = _form_context(values, errors, consultation=consultation, editable=fixed)
     return render(request, "consultations/office/new.html", context, status=status)
 
 
@@ -260,7 +317,7 @@ def office_detail(request: HttpRequest, consultation_id: int) -> HttpResponse:
         "officer": officer,
         "consultation": consultation,
         "documents": consultation.documents.all(),
-        "ideas": selectors.ideas_of(consultation),
+        **_ideas_context(request, consultation),
         "moderations": selectors.moderation_log(officer, consultation)[:100],
         "may_manage": permissions.has_perm(officer, permissions.CONSULTATION_MANAGE),
         "reasons": Moderation.Reason.choices,
@@ -313,6 +370,14 @@ def _act(action: str, officer: Officer, consultation: Consultation, request: Htt
             upload=request.FILES.get("file"),
         )
         return _("The document was added.")
+    if action == "remove-document":
+        document_id = str(post.get("document", ""))
+        services.consultation_document_remove(
+            officer=officer,
+            consultation=consultation,
+            document_id=int(document_id) if document_id.isdigit() else 0,
+        )
+        return _("The document was removed.")
     if action == "idea-status":
         services.idea_set_status(
             officer=officer,
@@ -345,4 +410,20 @@ def office_action(request: HttpRequest, consultation_id: int, action: str) -> Ht
         raise _refuse(exc) from exc
     except ApplicationError as exc:
         messages.error(request, exc.message)
-    return redirect("consultations:office_detail", consultation_id=consultation.pk)
+    url = reverse("consultations:office_detail", kwargs={"consultation_id": consultation.pk})
+    return redirect(url + _where_the_idea_is(consultation, request))
+
+
+def _where_the_idea_is(consultation: Consultation, request: HttpRequest) -> str:
+    """After acting on an idea or a comment, the page and place that show it."""
+    try:
+        if request.POST.get("comment"):
+            idea = _comment_of(consultation, request.POST["comment"]).idea
+        elif request.POST.get("idea"):
+            idea = _idea_of(consultation, request.POST["idea"])
+        else:
+            return ""
+    except Http404:
+        return ""
+    number = selectors.idea_page_number(idea)
+    return (f"?page={number}" if number > 1 else "") + f"#idea-{idea.pk}"

@@ -219,6 +219,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES + 1024 * 1024
 # (default: Vietnam), reports per client per hour, the photo pixel limit, and the map's tile layer.
 REPORT_AREA = [float(part) for part in env_list("REPORT_AREA", ["8.0", "102.0", "23.5", "110.0"])]
 REPORT_RATE_PER_HOUR = env_int("REPORT_RATE_PER_HOUR", 10)
+# Ideas and comments together that one citizen may post to consultations in an hour.
+CONSULTATION_POSTS_PER_HOUR = env_int("CONSULTATION_POSTS_PER_HOUR", 30)
 # Each Open311 client (a 311 app filing for many people) has its own hourly limit.
 OPEN311_RATE_PER_HOUR = env_int("OPEN311_RATE_PER_HOUR", 600)
 PHOTO_MAX_PIXELS = env_int("PHOTO_MAX_PIXELS", 40_000_000)

@@ -12,7 +12,7 @@ from django.test import Client
 
 from civicore.agencies.tests.factories import AgencyFactory, back_office_client, make_officer
 from civicore.applications.tests.factories import pdf_upload
-from civicore.consultations import services
+from civicore.consultations import selectors, services
 from civicore.consultations.models import Consultation, Moderation, Vote
 from civicore.consultations.tests.factories import (
     citizen_user,
@@ -212,10 +212,12 @@ def test_an_officer_of_another_agency_is_refused() -> None:
 
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
-def test_the_consultation_pages_pass_axe(live_server: Any) -> None:
+def test_the_consultation_pages_pass_axe(live_server: Any, monkeypatch: Any) -> None:
+    monkeypatch.setattr(selectors, "IDEAS_PER_PAGE", 1)  # so the order links and page links show
     manager = make_manager()
     consultation = make_consultation(manager)
     idea = make_idea(consultation)
+    make_idea(consultation, title="Second idea", display_name="Mai")
     comment = services.comment_post(user=citizen_user(), idea=idea, body="Spam spam", display_name="Sam")
     services.comment_post(user=citizen_user(), idea=idea, body="A good idea", display_name="Tam")
     services.moderate(officer=manager, comment=comment, reason=Moderation.Reason.SPAM, note="advert")
@@ -229,6 +231,7 @@ def test_the_consultation_pages_pass_axe(live_server: Any) -> None:
             "consultation": f"{base}/consultations/{consultation.slug}/",
             "office": f"{base}/office/consultations/",
             "office-consultation": f"{base}/office/consultations/{consultation.pk}/",
+            "office-edit": f"{base}/office/consultations/{consultation.pk}/edit/",
         },
     )
-    assert len(found) == 6
+    assert len(found) == 8

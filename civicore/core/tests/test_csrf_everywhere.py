@@ -158,8 +158,9 @@ CSRF_PROTECTED: dict[str, str] = {
     "consultations/ideas/<int:idea_id>/comments/": "comment on an idea (citizens)",
     "consultations/ideas/<int:idea_id>/follow/": "follow or stop following an idea (citizens)",
     "office/consultations/new/": "open a new consultation (consultation.manage)",
+    "office/consultations/<int:consultation_id>/edit/": "change a consultation (consultation.manage)",
     "office/consultations/<int:consultation_id>/<slug:action>/": (
-        "publish, close, respond, add a document, set an idea's status (consultation.manage); "
+        "publish, close, respond, add or remove a document, set an idea's status (consultation.manage); "
         "hide an idea or comment (consultation.moderate)"
     ),
     "api/v1/consultations/<consultation_id>/ideas": "post an idea (citizens; session or bearer token)",
