@@ -123,6 +123,8 @@ SCOPES: dict[str, dict[str, Limit]] = {
         "subject": Limit(free=50, decay=1 * HOUR),
         "source": Limit(free=50, decay=1 * HOUR, cleared_by_success=True),
     },
+    # The Prometheus endpoint: wrong metrics tokens (civicore.core.views.metrics).
+    "metrics": {"address": Limit(free=10, decay=1 * HOUR)},
     # OAuth token endpoint: failed client assertions and grants (civicore.consent).
     "oauth_token": {
         "address": _ADDRESS,

@@ -10,6 +10,7 @@ from django.views import defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from civicore.core import throttle
 from civicore.core.cors import public_document
 
 
@@ -73,14 +74,19 @@ def jwks(request: HttpRequest) -> JsonResponse:
 def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus metrics (civicore.core.metrics) for the scraper holding METRICS_TOKEN as a bearer
     token. Without METRICS_TOKEN the endpoint does not exist; the token is compared in constant
-    time."""
+    time, and an address that keeps sending wrong ones is locked out (throttle scope "metrics")."""
     expected = settings.METRICS_TOKEN
     if not expected:
         raise Http404
+    keys = {"address": throttle.client_address(request)}
+    decision = throttle.check("metrics", keys)
+    if not decision.allowed:
+        return throttle.api_response(decision)
     scheme, _space, presented = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(
         presented.strip().encode("utf-8", "surrogateescape"), expected.encode("utf-8")
     ):
+        throttle.fail("metrics", keys)
         response = JsonResponse(
             {
                 "code": "unauthenticated",

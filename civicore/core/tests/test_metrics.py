@@ -89,6 +89,19 @@ def test_a_missing_or_wrong_token_gets_401_json(token: str, authorization: str |
     assert b"civicore_" not in response.content
 
 
+def test_an_address_that_keeps_guessing_is_locked_out_and_others_are_not(token: str) -> None:
+    guesser = Client(REMOTE_ADDR="203.0.113.9")
+    statuses = [
+        guesser.get("/metrics", HTTP_AUTHORIZATION=f"Bearer guess-{n}").status_code for n in range(10)
+    ]
+    assert statuses == [401] * 10
+    locked = guesser.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert locked.status_code == 429 and locked.json()["code"] == "throttled"
+    assert int(locked["Retry-After"]) >= 1 and b"civicore_" not in locked.content
+    scraper = Client(REMOTE_ADDR="192.0.2.10")
+    assert scraper.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 200
+
+
 def test_the_right_token_gets_prometheus_text_never_cached(token: str) -> None:
     response = Client().get("/metrics", HTTP_AUTHORIZATION=f"bearer {token}")
     assert response.status_code == 200
