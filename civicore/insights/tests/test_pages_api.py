@@ -11,6 +11,7 @@ from django.test import Client
 from civicore.agencies.tests.factories import back_office_client, make_officer
 from civicore.applications.tests.factories import make_service, make_submitted
 from civicore.core.tests.accessibility import axe_in_chromium
+from civicore.identity.services import api_token_create
 from civicore.identity.tests.factories import make_citizen
 from civicore.insights import events
 from civicore.opendata import datastore
@@ -97,6 +98,20 @@ def test_an_agency_scorecard_is_for_its_own_officers(world: dict[str, Any]) -> N
     page = head.get("/office/performance/").content.decode()
     assert "Agency performance" in page and world["service"].code in page
     assert caseworker.get("/office/performance/").status_code == 403
+
+
+def test_an_agency_scorecard_answers_its_officers_api_token(world: dict[str, Any]) -> None:
+    code, url = world["head"].agency.code, "/api/v1/insights/scorecard"
+    _token, secret = api_token_create(user=world["head"].user, name="Dashboard")
+    _other, stranger = api_token_create(user=make_officer(roles=("agency_head",)).user, name="Other")
+    answer = Client().get(url, {"scope": "agency", "code": code}, HTTP_AUTHORIZATION=f"Bearer {secret}")
+    assert answer.status_code == 200 and answer.json()["code"] == code
+    refused = Client().get(url, {"scope": "agency", "code": code}, HTTP_AUTHORIZATION=f"Bearer {stranger}")
+    assert refused.status_code == 403 and refused.json()["code"] == "performance_not_allowed"
+    for wrong in ("Bearer cvc_not-a-token", "Bearer " + "x" * 500, "bearer "):
+        answer = Client().get(url, {"scope": "platform"}, HTTP_AUTHORIZATION=wrong)
+        assert answer.status_code == 401 and answer.json()["code"] == "unauthenticated", wrong
+    assert Client().get(url, {"scope": "platform"}).status_code == 200  # the public scopes need nothing
 
 
 def test_offline_volumes_from_the_office_page_and_the_api(world: dict[str, Any]) -> None:
