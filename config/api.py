@@ -36,6 +36,12 @@ def document_common_errors(schema: dict[str, Any]) -> dict[str, Any]:
             responses = operation["responses"] = {
                 str(k): v for k, v in operation.get("responses", {}).items()
             }
+            if {"AnonymousAllowed": []} in operation.get("security", []):
+                # Signing in is optional here: OpenAPI's empty requirement says so.
+                operation["security"] = [
+                    {} if requirement == {"AnonymousAllowed": []} else requirement
+                    for requirement in operation["security"]
+                ]
             security = [name for requirement in operation.get("security", []) for name in requirement]
             if security:
                 responses.setdefault(
@@ -56,6 +62,7 @@ def document_common_errors(schema: dict[str, Any]) -> dict[str, Any]:
                 responses.setdefault(
                     "422", _error_response("The parameters or the body are not valid (`invalid_request`).")
                 )
+    schema.get("components", {}).get("securitySchemes", {}).pop("AnonymousAllowed", None)
     schemas = schema.setdefault("components", {}).setdefault("schemas", {})
     schemas.setdefault("ErrorOut", ErrorOut.model_json_schema(ref_template="#/components/schemas/{model}"))
     return schema
