@@ -89,6 +89,7 @@ def setup(keys_path: Path, keys: int) -> None:
             _client, secret = open311_client_create(name=f"Bench 311 app {n}")
             secrets_out.append(secret)
     keys_path.write_text("\n".join(secrets_out), encoding="utf-8")
+    districts = _districts(int(os.environ.get("BENCH_DISTRICTS", "0") or 0))
     try:
         from civicore.routing.services import route
 
@@ -96,7 +97,35 @@ def setup(keys_path: Path, keys: int) -> None:
     except ImportError:
         decision = None
     model = f"{decision.model_version} (threshold {decision.threshold})" if decision else "none"
-    print(f"categories {created + updated}; keys {len(secrets_out)}; model {model}")
+    print(f"categories {created + updated}; keys {len(secrets_out)}; districts {districts}; model {model}")
+
+
+def _districts(count: int) -> int:
+    """A grid of about `count` square districts over the reports' area (synthetic boundaries, for
+    measuring what finding a report's district costs), loaded as an operator would."""
+    if count <= 0:
+        return 0
+    import json
+    import math
+
+    from civicore.areas import services as areas
+
+    side = math.ceil(math.sqrt(count))
+    south, west = CENTRE[0] - 0.05, CENTRE[1] - 0.05
+    step = 0.1 / side
+    features = []
+    for row in range(side):
+        for column in range(side):
+            s, w = south + row * step, west + column * step
+            ring = [[w, s], [w + step, s], [w + step, s + step], [w, s + step], [w, s]]
+            features.append(
+                {
+                    "type": "Feature",
+                    "properties": {"code": f"B{row:03d}{column:03d}", "name": f"Bench {row}-{column}"},
+                    "geometry": {"type": "Polygon", "coordinates": [ring]},
+                }
+            )
+    return areas.load(areas.parse(json.dumps({"type": "FeatureCollection", "features": features})))
 
 
 # --- load client -------------------------------------------------------------------------------
@@ -262,6 +291,7 @@ def run_filing(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="civicore-bench-filing-"))
     env = base.child_env(work / "var", database_url, args.conn_max_age)
     env["OPEN311_RATE_PER_HOUR"] = str(10**9)
+    env["BENCH_DISTRICTS"] = str(args.districts)
     server = None
     pool = None
     try:
@@ -356,6 +386,7 @@ def run_filing(args: argparse.Namespace) -> dict[str, Any]:
                 "database_conn_max_age": args.conn_max_age,
                 "app": args.app,
                 "routing_model": model,
+                "districts": args.districts,
             },
             "machine": base.facts(database_url),
             "rounds": rounds,
@@ -411,6 +442,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--database", default="civicore_bench_filing", help="database to drop and recreate")
     parser.add_argument("--port", type=int, default=0, help="server port (default: first free from 18000)")
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--districts", type=int, default=0, help="load a grid of about this many districts over the area"
+    )
     parser.add_argument("--app", default="config.wsgi:application", help="WSGI application to serve")
     return parser.parse_args(argv)
 

@@ -254,44 +254,41 @@ def applications_monthly() -> list[Table]:
 @dataset(
     key="reports-monthly",
     name="reports-monthly",
-    title_vi="Phản ánh hiện trường theo loại và tháng",
-    title_en="Problem reports by category and month",
-    notes_vi="Số phản ánh nhận được và đã xử lý mỗi tháng theo loại và cơ quan, cùng thời gian xử "
-    "lý trung vị (ngày). Ô có từ 1 đến 4 phản ánh được để trống.",
-    notes_en="Problem reports received and resolved per category, agency and month, with the median "
-    "days to resolve. Cells of 1 to 4 reports are left empty.",
+    title_vi="Phản ánh hiện trường theo loại, quận và tháng",
+    title_en="Problem reports by category, district and month",
+    notes_vi="Số phản ánh nhận được và đã xử lý mỗi tháng theo loại và cơ quan, và theo quận, cùng "
+    "thời gian xử lý trung vị (ngày). Ô có từ 1 đến 4 phản ánh được để trống, cùng một ô khác của "
+    "tháng đó khi cần, để không ô nào suy ra được từ tổng.",
+    notes_en="Problem reports received and resolved per category, agency and month, and per district "
+    "and month, with the median days to resolve. Cells of 1 to 4 reports are left empty, with one "
+    "more cell of the month where needed so that none can be worked out from the totals.",
     tags=("reports", "311", "phan-anh"),
     theme=_THEME + "REGI",
     needs_app="civicore.reports",
 )
 def reports_monthly() -> list[Table]:
+    from civicore.areas.services import names
     from civicore.reports.models import Report
 
-    tally = _Monthly()
+    by_category, by_district = _Monthly(), _Monthly()
     reports = Report.objects.exclude(status=Report.Status.MERGED).values_list(
-        "category__code", "agency__code", "created_at", "resolved_at"
+        "category__code", "agency__code", "district", "created_at", "resolved_at"
     )
-    for category, agency, created, resolved in reports.iterator(chunk_size=5000):
-        key = (_month(created), category or "", agency or "")
-        tally.counts[key]["received"] += 1
-        if resolved is not None:
-            done = (_month(resolved), category or "", agency or "")
-            tally.counts[done]["resolved"] += 1
-            tally.durations[done].append(_days(created, resolved))
-    hide = Suppressor()
-    rows = [
-        (
-            month.isoformat()[:7],
-            category or None,
-            agency or None,
-            hide.count(tally.counts[(month, category, agency)]["received"]),
-            hide.count(tally.counts[(month, category, agency)]["resolved"]),
-            hide.derived(
-                tally.counts[(month, category, agency)]["resolved"],
-                _median(tally.durations[(month, category, agency)]),
-            ),
-        )
-        for month, category, agency in sorted(tally.counts)
+    for category, agency, district, created, resolved in reports.iterator(chunk_size=5000):
+        for tally, key in ((by_category, (category or "", agency or "")), (by_district, (district or "",))):
+            tally.counts[(_month(created), *key)]["received"] += 1
+            if resolved is not None:
+                done = (_month(resolved), *key)
+                tally.counts[done]["resolved"] += 1
+                tally.durations[done].append(_days(created, resolved))
+    district_names = names()
+    hide_categories, hide_districts = Suppressor(), Suppressor()
+    category_rows = _report_rows(by_category, hide_categories)
+    district_rows = _report_rows(by_district, hide_districts)
+    figures = [
+        _int("received", "Đã nhận", "Received"),
+        _int("resolved", "Đã xử lý", "Resolved"),
+        _num("median_days_to_resolve", "Số ngày xử lý (trung vị)", "Median days to resolve"),
     ]
     return [
         Table(
@@ -302,14 +299,68 @@ def reports_monthly() -> list[Table]:
                 _text("month", "Tháng", "Month"),
                 _text("category_code", "Mã loại phản ánh", "Category code"),
                 _text("agency_code", "Mã cơ quan", "Agency code"),
-                _int("received", "Đã nhận", "Received"),
-                _int("resolved", "Đã xử lý", "Resolved"),
-                _num("median_days_to_resolve", "Số ngày xử lý (trung vị)", "Median days to resolve"),
+                *figures,
             ],
-            rows,
-            suppressed=hide.hidden,
-        )
+            category_rows,
+            suppressed=hide_categories.hidden,
+        ),
+        Table(
+            "districts",
+            "Phản ánh theo quận và tháng",
+            "Reports per district and month",
+            [
+                _text("month", "Tháng", "Month"),
+                _text("district_code", "Mã quận", "District code"),
+                _text("district_name", "Tên quận", "District name"),
+                *figures,
+            ],
+            [(row[0], row[1], district_names.get(row[1] or "", None), *row[2:]) for row in district_rows],
+            description_vi="Quận theo ranh giới cơ quan vận hành đã nạp; để trống khi địa điểm không "
+            "thuộc quận nào đã nạp.",
+            description_en="Districts as in the boundaries the operator loaded; empty where the "
+            "place lies in none of them.",
+            suppressed=hide_districts.hidden,
+        ),
     ]
+
+
+def _report_rows(tally: _Monthly, hide: Suppressor) -> list[list[Any]]:
+    """One row per (month, key...) with received, resolved and median days, small cells hidden and
+    each month's complements hidden with them (see _complementary)."""
+    rows: list[list[Any]] = []
+    for key in sorted(tally.counts):
+        counts = tally.counts[key]
+        rows.append(
+            [
+                key[0].isoformat()[:7],
+                *(part or None for part in key[1:]),
+                hide.count(counts["received"]),
+                hide.count(counts["resolved"]),
+                hide.derived(counts["resolved"], _median(tally.durations[key])),
+            ]
+        )
+    width = len(rows[0]) if rows else 0
+    for column in (width - 3, width - 2):
+        _complementary(rows, column, hide)
+    return rows
+
+
+def _complementary(rows: list[list[Any]], column: int, hide: Suppressor) -> None:
+    """Secondary suppression: the two tables of a dataset add up to the same monthly totals, so a
+    month whose column hides exactly one cell also hides its smallest other non-zero cell; else
+    the hidden one would be the total less the rest."""
+    months: dict[str, list[list[Any]]] = defaultdict(list)
+    for row in rows:
+        months[row[0]].append(row)
+    for month_rows in months.values():
+        hidden = [row for row in month_rows if row[column] is None]
+        shown = [row for row in month_rows if row[column]]
+        if len(hidden) == 1 and shown:
+            smallest = min(shown, key=lambda row: row[column])
+            smallest[column] = None
+            hide.hidden += 1
+            if column == len(smallest) - 2:  # resolved: its median goes with it
+                smallest[-1] = None
 
 
 @dataset(

@@ -93,6 +93,9 @@ class Report(models.Model):
     latitude = models.FloatField(validators=[MinValueValidator(-90), MaxValueValidator(90)])
     longitude = models.FloatField(validators=[MinValueValidator(-180), MaxValueValidator(180)])
     address = models.CharField(max_length=300, blank=True)
+    # The code of the district (civicore.areas) the place lies in when it was filed or the
+    # districts were last loaded; "" when none holds it or none are loaded.
+    district = models.CharField(max_length=40, blank=True, default="")
     category = models.ForeignKey(
         ReportCategory, null=True, blank=True, on_delete=models.PROTECT, related_name="reports"
     )

@@ -25,6 +25,7 @@ from django.utils.translation import gettext as _
 
 from civicore.agencies import permissions
 from civicore.agencies.models import Officer, Team
+from civicore.areas import services as areas
 from civicore.audit import services as audit
 from civicore.core import jobs
 from civicore.core.errors import ApplicationError, Conflict, NotFound, PermissionDenied, ValidationFailed
@@ -480,6 +481,7 @@ def report_file(
             latitude=lat,
             longitude=lon,
             address=address,
+            district=areas.district_at(lat, lon),
             contact_name=contact_name,
             contact_email=contact_email,
             contact_phone=contact_phone,
@@ -571,6 +573,7 @@ def report_open_for_device(
             language=language,
             latitude=lat,
             longitude=lon,
+            district=areas.district_at(lat, lon),
             source=Report.Source.SENSOR,
             agency=agency,
             status=Report.Status.OPEN,
@@ -1033,3 +1036,28 @@ def report_email_contact(*, report_id: int, recipient: str, subject: str, body: 
         return
     link = f"{getattr(settings, 'SITE_URL', '').rstrip('/')}{_link(report.merged_into or report)}"
     send_mail(subject, f"{body}\n\n{link}", None, [address])
+
+
+def districts_reassign(*, batch: int = 5000) -> int:
+    """Give every report the district its place lies in under the districts loaded now (after a
+    load of new boundaries); returns how many reports changed district. Reads in batches of
+    `batch` by id and writes each batch in its own transaction, one UPDATE per district."""
+    index = areas.index()
+    changed, last = 0, 0
+    while True:
+        rows = list(
+            Report.objects.filter(pk__gt=last)
+            .order_by("pk")
+            .values_list("pk", "latitude", "longitude", "district")[:batch]
+        )
+        if not rows:
+            return changed
+        last = rows[-1][0]
+        codes = index.codes_at([row[1] for row in rows], [row[2] for row in rows])
+        moves: dict[str, list[int]] = {}
+        for (pk, _lat, _lon, current), code in zip(rows, codes, strict=True):
+            if code != current:
+                moves.setdefault(code, []).append(pk)
+        with transaction.atomic():
+            for code, pks in moves.items():
+                changed += Report.objects.filter(pk__in=pks).update(district=code)

@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "civicore.exchange",
     "civicore.organisations",
     "civicore.routing",
+    "civicore.areas",
     "civicore.reports",
     "civicore.open311",
     "civicore.sensors",
