@@ -67,4 +67,3 @@ class AnonymousAllowed:
 
     def __call__(self, request: HttpRequest) -> bool:
         return not request.headers.get("Authorization", "").lower().startswith("bearer ")
-
