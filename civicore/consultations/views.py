@@ -72,7 +72,7 @@ def consultation_list(request: HttpRequest) -> HttpResponse:
     return render(request, "consultations/list.html", context)
 
 
-def _sort_links(request: HttpRequest, current: str) -> list[dict[str, Any]]:
+def _sort_links(current: str) -> list[dict[str, Any]]:
     labels = {"oldest": _("Oldest first"), "newest": _("Newest first"), "votes": _("Most votes")}
     return [
         {"label": label, "url": f"?sort={name}#ideas-heading", "current": name == current}
@@ -87,7 +87,7 @@ def _ideas_context(request: HttpRequest, consultation: Consultation) -> dict[str
     return {
         "ideas": paged["page"].object_list,
         "ideas_total": paged["page"].paginator.count,
-        "sort_links": _sort_links(request, sort),
+        "sort_links": _sort_links(sort),
         **paged,
     }
 

@@ -91,6 +91,23 @@ class Suppressor:
             return (None if first else 0), (None if second else 0)
         return first, second
 
+    def complements(self, rows: list[list[Any]], *, column: int, derived: int | None = None) -> None:
+        """Secondary suppression over rows grouped by their first cell (a month): when a column
+        hides exactly one cell of a group, it hides the group's smallest other non-zero cell too
+        (and the figure in `derived` computed from it), or the hidden one would be the group's
+        total, published elsewhere, less the rest."""
+        groups: dict[Any, list[list[Any]]] = defaultdict(list)
+        for row in rows:
+            groups[row[0]].append(row)
+        for group in groups.values():
+            shown = [row for row in group if row[column]]
+            if shown and sum(row[column] is None for row in group) == 1:
+                smallest = min(shown, key=lambda row: row[column])
+                smallest[column] = None
+                self.hidden += 1
+                if derived is not None:
+                    smallest[derived] = None
+
     def derived(self, basis: int, value: Any) -> Any:
         """A figure computed from `basis` people (a median, an average): hidden with the count."""
         if 0 < basis < self.minimum:
@@ -326,7 +343,7 @@ def reports_monthly() -> list[Table]:
 
 def _report_rows(tally: _Monthly, hide: Suppressor) -> list[list[Any]]:
     """One row per (month, key...) with received, resolved and median days, small cells hidden and
-    each month's complements hidden with them (see _complementary)."""
+    each month's complements hidden with them (Suppressor.complements)."""
     rows: list[list[Any]] = []
     for key in sorted(tally.counts):
         counts = tally.counts[key]
@@ -340,27 +357,9 @@ def _report_rows(tally: _Monthly, hide: Suppressor) -> list[list[Any]]:
             ]
         )
     width = len(rows[0]) if rows else 0
-    for column in (width - 3, width - 2):
-        _complementary(rows, column, hide)
+    hide.complements(rows, column=width - 3)  # received
+    hide.complements(rows, column=width - 2, derived=width - 1)  # resolved, and its median
     return rows
-
-
-def _complementary(rows: list[list[Any]], column: int, hide: Suppressor) -> None:
-    """Secondary suppression: the two tables of a dataset add up to the same monthly totals, so a
-    month whose column hides exactly one cell also hides its smallest other non-zero cell; else
-    the hidden one would be the total less the rest."""
-    months: dict[str, list[list[Any]]] = defaultdict(list)
-    for row in rows:
-        months[row[0]].append(row)
-    for month_rows in months.values():
-        hidden = [row for row in month_rows if row[column] is None]
-        shown = [row for row in month_rows if row[column]]
-        if len(hidden) == 1 and shown:
-            smallest = min(shown, key=lambda row: row[column])
-            smallest[column] = None
-            hide.hidden += 1
-            if column == len(smallest) - 2:  # resolved: its median goes with it
-                smallest[-1] = None
 
 
 @dataset(
